@@ -1,0 +1,173 @@
+"""Hook sites, layer indices, and scoped hooks.
+
+TransformerLens names every activation by a hook point (`blocks.3.hook_resid_post`). The
+techniques talk in (site, layer) pairs instead, and this module turns those into hook names,
+checks them, and adds hooks only for the duration of a `with` block: whatever happens inside,
+including an exception in a hook, the model leaves the block with no hooks of ours on it.
+
+Example:
+    >>> acts = harvest(model, tokens, [("resid_post", 1)])   # stops after block 1
+    >>> acts["blocks.1.hook_resid_post"].shape
+    torch.Size([batch, pos, d_model])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+import torch
+from jaxtyping import Int
+from transformer_lens import HookedTransformer
+
+#: site -> hook-name template; `{layer}` is the block index.
+SITES: dict[str, str] = {
+    "resid_pre": "blocks.{layer}.hook_resid_pre",
+    "resid_mid": "blocks.{layer}.hook_resid_mid",
+    "resid_post": "blocks.{layer}.hook_resid_post",
+    "attn_out": "blocks.{layer}.hook_attn_out",
+    "mlp_out": "blocks.{layer}.hook_mlp_out",
+    "mlp_post": "blocks.{layer}.mlp.hook_post",
+}
+
+Site = tuple[str, int]
+HookFn = Callable[..., torch.Tensor | None]
+
+
+def resolve_layer(model: HookedTransformer, layer: int) -> int:
+    """Turn a layer index (negatives count from the end) into 0..n_layers-1.
+
+    Raises:
+        ValueError: the layer is outside [-n_layers, n_layers).
+    """
+    n = model.cfg.n_layers
+    if isinstance(layer, bool) or not isinstance(layer, int):
+        raise ValueError(f"layer {layer!r} must be an int in [-{n}, {n})")
+    if not -n <= layer < n:
+        raise ValueError(f"layer {layer} is out of range for a {n}-layer model: expected [-{n}, {n})")
+    return layer % n
+
+
+def hook_name(model: HookedTransformer, site: str, layer: int) -> str:
+    """The TransformerLens hook name of `site` at `layer`.
+
+    Example:
+        >>> hook_name(model, "resid_post", -1)
+        'blocks.11.hook_resid_post'
+    """
+    if site not in SITES:
+        raise ValueError(f"unknown site {site!r}; expected one of {', '.join(SITES)}")
+    name = SITES[site].format(layer=resolve_layer(model, layer))
+    if name not in model.hook_dict:
+        raise ValueError(f"site {site!r} has no hook point {name!r} in this model")
+    return name
+
+
+def layer_of(name: str) -> int:
+    """The block index in a hook name (`blocks.3.hook_resid_post` -> 3)."""
+    parts = name.split(".")
+    if len(parts) < 2 or parts[0] != "blocks" or not parts[1].isdigit():
+        raise ValueError(f"{name!r} is not a per-block hook name")
+    return int(parts[1])
+
+
+def _names(model: HookedTransformer, sites: Iterable[Site | str]) -> list[str]:
+    names = []
+    for s in sites:
+        if isinstance(s, str):
+            if s not in model.hook_dict:
+                raise ValueError(f"unknown hook point {s!r}; e.g. {next(iter(SITES.values())).format(layer=0)!r}")
+            names.append(s)
+        else:
+            site, layer = s
+            names.append(hook_name(model, site, layer))
+    if not names:
+        raise ValueError("no sites given: expected at least one (site, layer) pair")
+    return list(dict.fromkeys(names))
+
+
+def count_hooks(model: HookedTransformer) -> int:
+    """Number of forward and backward hooks currently on the model (0 for a clean model)."""
+    return sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in model.hook_dict.values())
+
+
+@contextmanager
+def hooked(
+    model: HookedTransformer,
+    fwd_hooks: Iterable[tuple[str, HookFn]] = (),
+    bwd_hooks: Iterable[tuple[str, HookFn]] = (),
+) -> Iterator[HookedTransformer]:
+    """Add hooks for the duration of the block; they are removed on any exit.
+
+    Hook functions follow TransformerLens: `fn(activation, hook) -> new activation or None`.
+
+    Example:
+        >>> def zero(act, hook): return torch.zeros_like(act)
+        >>> with hooked(model, [("blocks.0.hook_mlp_out", zero)]):
+        ...     logits = model(tokens)
+    """
+    fwd, bwd = list(fwd_hooks), list(bwd_hooks)
+    for name, _ in fwd + bwd:
+        if name not in model.hook_dict:
+            raise ValueError(f"unknown hook point {name!r}")
+    # model.hooks() tags these hooks with a context level and removes that level in `finally`.
+    with model.hooks(fwd_hooks=fwd, bwd_hooks=bwd):
+        yield model
+
+
+@contextmanager
+def record(
+    model: HookedTransformer,
+    sites: Iterable[Site | str],
+    *,
+    select: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    detach: bool = True,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the activations at `sites` during every forward run inside the block.
+
+    Only the requested hook points are read. `select` is applied inside the hook (for example
+    to keep only the last position), so only what is needed is kept in memory. A site read
+    several times (several forwards) keeps the latest.
+
+    Example:
+        >>> with record(model, [("resid_post", 0)]) as acts:
+        ...     model(tokens)
+        >>> acts["blocks.0.hook_resid_post"]
+    """
+    store: dict[str, torch.Tensor] = {}
+
+    def save(act: torch.Tensor, hook) -> None:
+        kept = select(act) if select is not None else act
+        store[hook.name] = kept.detach() if detach else kept
+
+    with hooked(model, [(name, save) for name in _names(model, sites)]):
+        yield store
+
+
+def last_layer(names: Iterable[str]) -> int:
+    """The deepest block index among hook names."""
+    return max(layer_of(n) for n in names)
+
+
+@torch.inference_mode()
+def harvest(
+    model: HookedTransformer,
+    tokens: Int[torch.Tensor, "batch pos"],
+    sites: Iterable[Site | str],
+    *,
+    attention_mask: Int[torch.Tensor, "batch pos"] | None = None,
+    select: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Run the model only as far as the deepest site and return the activations there.
+
+    This is `run_with_cache` for a few sites: one hook each, nothing else kept, and the
+    forward stops after the last block needed (`stop_at_layer`).
+
+    Example:
+        >>> tokens, mask = interp.tokenize(model, prompts)
+        >>> acts = harvest(model, tokens, [("resid_post", 2)], attention_mask=mask)
+    """
+    names = _names(model, sites)
+    with record(model, names, select=select) as store:
+        model(tokens, attention_mask=attention_mask, stop_at_layer=last_layer(names) + 1)
+    return dict(store)

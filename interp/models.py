@@ -1,0 +1,354 @@
+"""Loading models and SAEs, picking devices, tokenizing, chat templates.
+
+This is the only module that touches the model hub; every technique takes a
+`HookedTransformer` and asks this module how to tokenize for it, so a model a user built
+themselves works everywhere too. TransformerLens 4 drops `HookedTransformer`; keeping model
+access here means that move touches one module.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Int
+from transformer_lens import HookedTransformer
+
+TOY = "toy"
+#: Names shown in errors and the app; any other TransformerLens official name loads too.
+SUPPORTED_MODELS: tuple[str, ...] = (
+    TOY,
+    "gpt2",
+    "gpt2-medium",
+    "gpt2-large",
+    "gpt2-xl",
+    "gemma-2-2b",
+    "gemma-2-2b-it",
+    "gemma-2-9b",
+    "gemma-2-9b-it",
+)
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+class ModelNotAvailableError(RuntimeError):
+    """Weights are neither cached locally nor downloadable."""
+
+
+def default_device() -> torch.device:
+    """The best available device: cuda, then mps, then cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Validate a device request, or pick one with `default_device` when it is None."""
+    if device is None:
+        return default_device()
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:0' or 'mps'") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or None")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device {device!r} requested but MPS is not available; use 'cpu' or None")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r} is not supported; use 'cpu', 'cuda' or 'mps'")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """Accept a torch dtype or one of 'float32', 'float16', 'bfloat16' (and short forms)."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(_DTYPES)}")
+
+
+def _offline_message(name: str, err: BaseException) -> str:
+    return (
+        f"Could not load the weights of {name!r}: they are not in the local Hugging Face cache and "
+        f"the hub could not be reached ({type(err).__name__}). To get them, run "
+        f"`interp.load_model({name!r})` once on a machine with internet access (the weights land "
+        f"in the Hugging Face cache), or copy a cache that has them and point HF_HOME at it. "
+        f"The built-in model works offline: interp.load_model({TOY!r})."
+    )
+
+
+def load_model(
+    name: str = TOY,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> HookedTransformer:
+    """Load a model by TransformerLens name, or the built-in model `"toy"`.
+
+    Args:
+        name: `"toy"` (shipped with the package, works offline) or a TransformerLens name
+            such as `"gpt2"`, `"gpt2-medium"`, `"gemma-2-2b"`, `"gemma-2-2b-it"`.
+        device: where to put the model; cuda, then mps, then cpu when None.
+        dtype: e.g. `torch.bfloat16` or `"bfloat16"`; the checkpoint's default when None.
+
+    Returns:
+        A `HookedTransformer` in eval mode.
+
+    Raises:
+        ValueError: unknown name, device or dtype.
+        ModelNotAvailableError: hub weights are neither cached nor downloadable.
+
+    Example:
+        >>> model = interp.load_model("toy")
+        >>> model.cfg.n_layers
+        4
+    """
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype)
+    if name == TOY:
+        from interp.toy import load_toy
+
+        return load_toy(device=dev, dtype=dt)
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    try:
+        get_official_model_name(name)
+    except ValueError:
+        raise ValueError(
+            f"unknown model {name!r}; supported: {', '.join(SUPPORTED_MODELS)} "
+            "(or any TransformerLens official model name)"
+        ) from None
+    kwargs = {"device": str(dev)}
+    if dt is not None:
+        kwargs["dtype"] = dt
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = HookedTransformer.from_pretrained(name, **kwargs)
+    except (OSError, ConnectionError, TimeoutError) as err:
+        raise ModelNotAvailableError(_offline_message(name, err)) from err
+    except Exception as err:  # the hub client raises its own HTTP error types
+        if type(err).__module__.split(".")[0] in {"huggingface_hub", "requests", "httpx", "urllib3"}:
+            raise ModelNotAvailableError(_offline_message(name, err)) from err
+        raise
+    model.eval()
+    return model
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The facts about a model that people check first."""
+
+    name: str
+    n_layers: int
+    d_model: int
+    d_mlp: int | None
+    n_heads: int
+    d_vocab: int
+    n_ctx: int
+    n_params: int
+    device: str
+    dtype: str
+    chat: bool
+
+    def to_frame(self):
+        """One row per fact, for display."""
+        import pandas as pd
+
+        return pd.DataFrame({"value": [str(v) for v in self.__dict__.values()]}, index=list(self.__dict__))
+
+
+def model_info(model: HookedTransformer) -> ModelInfo:
+    """Summarise a model: name, layers, widths, vocabulary, context, parameters, device.
+
+    Example:
+        >>> interp.model_info(interp.load_model("toy")).n_layers
+        4
+    """
+    cfg = model.cfg
+    return ModelInfo(
+        name=cfg.model_name,
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        d_mlp=cfg.d_mlp,
+        n_heads=cfg.n_heads,
+        d_vocab=cfg.d_vocab,
+        n_ctx=cfg.n_ctx,
+        n_params=sum(p.numel() for p in model.parameters()),
+        device=str(next(model.parameters()).device),
+        dtype=str(cfg.dtype).removeprefix("torch."),
+        chat=is_chat_model(model),
+    )
+
+
+# --- chat templates ---------------------------------------------------------------------------
+
+_GEMMA_TEMPLATE = "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n"
+_TOY_TEMPLATE = "user : {prompt} assistant :"
+
+
+def is_chat_model(model: HookedTransformer) -> bool:
+    """True for instruction-tuned models (`-it`, `-chat`, `-instruct`) and the built-in model."""
+    name = model.cfg.model_name.lower()
+    return name == TOY or any(tag in name for tag in ("-it", "chat", "instruct"))
+
+
+def chat_template(model: HookedTransformer) -> str:
+    """The template (with a `{prompt}` slot) that wraps a user request for this model.
+
+    Plain models get `"{prompt}"`. The built-in model is trained on `user : ... assistant :`.
+    """
+    name = model.cfg.model_name.lower()
+    if name == TOY:
+        return _TOY_TEMPLATE
+    if "gemma" in name and is_chat_model(model):
+        return _GEMMA_TEMPLATE
+    if is_chat_model(model) and model.tokenizer is not None and getattr(model.tokenizer, "chat_template", None):
+        text = model.tokenizer.apply_chat_template(
+            [{"role": "user", "content": "\x00"}], tokenize=False, add_generation_prompt=True
+        )
+        return text.replace("{", "{{").replace("}", "}}").replace("\x00", "{prompt}")
+    return "{prompt}"
+
+
+def format_chat(model: HookedTransformer, prompts: str | list[str]) -> list[str]:
+    """Wrap each request in the model's chat template.
+
+    Example:
+        >>> interp.format_chat(toy, "how do i bake bread")
+        ['user : how do i bake bread assistant :']
+    """
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    template = chat_template(model)
+    return [template.format(prompt=p) for p in prompts]
+
+
+def post_instruction_length(model: HookedTransformer) -> int:
+    """Number of template tokens after the user's request (the positions refusal work reads)."""
+    template = chat_template(model)
+    suffix = template.split("{prompt}", 1)[1]
+    if not suffix:
+        return 1
+    return max(1, len(model.to_str_tokens(suffix, prepend_bos=False)))
+
+
+# --- tokenizing -------------------------------------------------------------------------------
+
+_warned_unknown: set[str] = set()
+
+
+def tokenize(
+    model: HookedTransformer,
+    prompts: str | list[str],
+    *,
+    prepend_bos: bool = True,
+    padding_side: str = "left",
+) -> tuple[Int[torch.Tensor, "batch pos"], Int[torch.Tensor, "batch pos"]]:
+    """Tokenize one prompt or a batch, padded, with its attention mask, on the model's device.
+
+    Left padding puts every prompt's last token in the last column, which is what
+    generation and last-position reads want. Checks for empty prompts, prompts longer than
+    the context, and (for word-level tokenizers) words outside the vocabulary, which become
+    `<unk>` with one warning naming them.
+
+    Returns:
+        `(tokens, attention_mask)`, both `[batch, pos]`.
+
+    Example:
+        >>> tokens, mask = interp.tokenize(model, ["the capital of france is", "hi"])
+    """
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if len(prompts) == 0:
+        raise ValueError("no prompts given: expected a string or a non-empty list of strings")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str) or not p.strip():
+            raise ValueError(f"prompt {i} is {p!r}: expected a non-empty string")
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side {padding_side!r} must be 'left' or 'right'")
+    if model.tokenizer is None:
+        raise ValueError("model has no tokenizer; pass tokens instead of text")
+    rows = [model.to_tokens(p, prepend_bos=prepend_bos, truncate=False)[0] for p in prompts]
+    for i, row in enumerate(rows):
+        if len(row) > model.cfg.n_ctx:
+            raise ValueError(
+                f"prompt {i} is {len(row)} tokens long; the model's context is {model.cfg.n_ctx} tokens"
+            )
+    width = max(len(r) for r in rows)
+    pad = model.tokenizer.pad_token_id
+    pad = model.tokenizer.eos_token_id if pad is None else pad
+    tokens = torch.full((len(rows), width), pad if pad is not None else 0, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        cols = slice(width - len(row), width) if padding_side == "left" else slice(0, len(row))
+        tokens[i, cols] = row
+        mask[i, cols] = 1
+    _warn_unknown(model, prompts)
+    return tokens.to(rows[0].device), mask.to(rows[0].device)
+
+
+def _warn_unknown(model: HookedTransformer, prompts: list[str]) -> None:
+    tok = model.tokenizer
+    unk = getattr(tok, "unk_token_id", None)
+    backend = getattr(tok, "backend_tokenizer", None)
+    if unk is None or backend is None:
+        return
+    unknown = set()
+    for p in prompts:
+        enc = backend.encode(p, add_special_tokens=False)
+        unknown.update(p[a:b] for i, (a, b) in zip(enc.ids, enc.offsets) if i == unk)
+    new = sorted(unknown - _warned_unknown)
+    if new:
+        _warned_unknown.update(new)
+        warnings.warn(
+            f"{len(new)} word(s) are not in {model.cfg.model_name!r}'s vocabulary and were read as "
+            f"{tok.unk_token!r}: {', '.join(new[:20])}",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def token_id(model: HookedTransformer, token: str | int) -> int:
+    """The id of a single token, accepting an id or a string (with or without a leading space).
+
+    Raises:
+        KeyError: the string is not one token of the vocabulary.
+
+    Example:
+        >>> interp.token_id(model, "paris")
+    """
+    if isinstance(token, int):
+        if not 0 <= token < model.cfg.d_vocab:
+            raise KeyError(f"token id {token} is outside the vocabulary [0, {model.cfg.d_vocab})")
+        return token
+    vocab = model.tokenizer.get_vocab()
+    for candidate in (token, " " + token.lstrip(), "Ġ" + token.lstrip(), "▁" + token.lstrip()):
+        if candidate in vocab and candidate != getattr(model.tokenizer, "unk_token", None):
+            return vocab[candidate]
+    ids = model.to_tokens(token, prepend_bos=False)[0]
+    if len(ids) == 1 and int(ids[0]) != getattr(model.tokenizer, "unk_token_id", None):
+        return int(ids[0])
+    raise KeyError(f"{token!r} is not a single token in {model.cfg.model_name!r}'s vocabulary")
+
+
+def offline() -> bool:
+    """True when the Hugging Face hub is switched off by environment variable."""
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
