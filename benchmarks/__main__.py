@@ -1,0 +1,36 @@
+"""Run every benchmark: `python -m benchmarks [name ...] [--model toy|gpt2-random|gemma-2-2b-random]`.
+
+Each `benchmarks/bench_*.py` exposes `run(model) -> list[Row]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import print_table
+from benchmarks.models import bench_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", help="benchmark module names without bench_ (default: all)")
+    parser.add_argument("--model", default="toy", help="toy, gpt2-random or gemma-2-2b-random")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = bench_model(args.model)
+    found = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
+    chosen = [f"bench_{n}" for n in args.names] if args.names else found
+    rows = []
+    for name in chosen:
+        rows += importlib.import_module(f"benchmarks.{name}").run(model)
+    print(f"model: {args.model}  device: {next(model.parameters()).device}")
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
