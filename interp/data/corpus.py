@@ -1,0 +1,71 @@
+"""Corpus readers: turn whatever a user has into a stream of text examples.
+
+A corpus may be a list of strings, any iterable or generator of strings, a path to a text file
+(one example per non-empty line), a folder of `.txt` files, or a Hugging Face dataset (its
+`"text"` column). Nothing is read into memory up front.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+Corpus = str | Path | Iterable[str] | Any
+
+
+def iter_texts(corpus: Corpus, *, column: str = "text", limit: int | None = None) -> Iterator[str]:
+    """Yield the non-empty text examples of `corpus`, lazily.
+
+    Raises:
+        ValueError: the corpus yields no example at all, or a path does not exist.
+        TypeError: an example is not a string.
+
+    Example:
+        >>> list(iter_texts(["a b", "", "c"]))
+        ['a b', 'c']
+    """
+    count = 0
+    for text in islice(_raw(corpus, column), limit):
+        if not isinstance(text, str):
+            raise TypeError(f"corpus example {count} is {type(text).__name__}, expected str")
+        if text.strip():
+            count += 1
+            yield text.strip()
+    if count == 0:
+        raise ValueError(f"corpus {_describe(corpus)} is empty: expected at least one non-empty text")
+
+
+def _raw(corpus: Corpus, column: str) -> Iterator[Any]:
+    if isinstance(corpus, (str, Path)):
+        path = Path(corpus)
+        if not path.exists():
+            raise ValueError(f"corpus path {str(path)!r} does not exist")
+        files = sorted(path.glob("**/*.txt")) if path.is_dir() else [path]
+        for file in files:
+            with open(file, encoding="utf-8") as f:
+                yield from (line.rstrip("\n") for line in f)
+        return
+    if hasattr(corpus, "column_names") and column in getattr(corpus, "column_names", ()):
+        for row in corpus:
+            yield row[column]
+        return
+    if not isinstance(corpus, Iterable):
+        raise TypeError(f"corpus of type {type(corpus).__name__} is not a path, dataset or iterable of strings")
+    yield from corpus
+
+
+def _describe(corpus: Corpus) -> str:
+    if isinstance(corpus, (str, Path)):
+        return repr(str(corpus))
+    return f"of type {type(corpus).__name__}"
+
+
+def batched(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Group a stream into lists of `size` (the last may be shorter)."""
+    if size < 1:
+        raise ValueError(f"batch size {size} must be >= 1")
+    it = iter(texts)
+    while batch := list(islice(it, size)):
+        yield batch

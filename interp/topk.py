@@ -1,0 +1,108 @@
+"""Streaming top-k: the k strongest activations per unit (neuron or SAE feature) over a corpus.
+
+Max-activating examples are read off a corpus far bigger than memory, so each batch's
+activations are merged into a running top-k per unit and then dropped. What is kept is
+`units x k` values with their token contexts, plus per-unit firing counts for density and a
+log-binned histogram of positive activations: memory does not grow with the
+corpus.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+
+PAD = -1  # token id used for context slots outside the example
+#: histogram bin edges for positive activations, log-spaced from 1e-4 to 1e4
+HIST_EDGES = torch.logspace(-4, 4, 81)
+
+
+class StreamingTopK:
+    """Running top-k per unit, with a context window of tokens and activations around each hit.
+
+    Args:
+        n_units: number of units (neurons or features) tracked.
+        k: examples kept per unit.
+        before, after: context tokens kept on each side of the top token.
+
+    Example:
+        >>> top = StreamingTopK(n_units=512, k=20)
+        >>> for acts, tokens, mask in batches:       # acts: [batch, pos, units]
+        ...     top.update(acts, tokens, mask)
+        >>> top.values.shape
+        torch.Size([512, 20])
+    """
+
+    def __init__(self, n_units: int, k: int, *, before: int = 8, after: int = 2):
+        if n_units < 1 or k < 1:
+            raise ValueError(f"n_units={n_units} and k={k} must both be >= 1")
+        self.k, self.before, self.after = k, before, after
+        width = before + 1 + after
+        self.values = torch.full((n_units, k), float("-inf"))
+        self.example = torch.full((n_units, k), -1, dtype=torch.long)
+        self.position = torch.full((n_units, k), -1, dtype=torch.long)
+        self.context_tokens = torch.full((n_units, k, width), PAD, dtype=torch.long)
+        self.context_acts = torch.zeros((n_units, k, width))
+        self.fired = torch.zeros(n_units, dtype=torch.long)
+        self.n_tokens = 0
+        self.n_examples = 0
+        self.hist = torch.zeros((n_units, len(HIST_EDGES) + 1), dtype=torch.long)
+
+    def update(
+        self,
+        acts: Float[torch.Tensor, "batch pos units"],
+        tokens: Int[torch.Tensor, "batch pos"],
+        mask: Int[torch.Tensor, "batch pos"],
+    ) -> None:
+        """Merge one batch. Padding positions (mask 0) never enter the top-k or the counts."""
+        acts, tokens, mask = acts.detach().float().cpu(), tokens.cpu(), mask.cpu().bool()
+        batch, pos, units = acts.shape
+        if units != self.values.shape[0]:
+            raise ValueError(f"batch has {units} units, tracker has {self.values.shape[0]}")
+        masked = acts.masked_fill(~mask[..., None], float("-inf")).reshape(batch * pos, units)
+        n_valid = int(mask.sum())
+        self.fired += (masked > 0).sum(0)
+        self._histogram(acts[mask])
+        k = min(self.k, batch * pos)
+        new_vals, flat = masked.topk(k, dim=0)  # [k, units]
+        new_vals, flat = new_vals.T, flat.T  # [units, k]
+        b, p = flat // pos, flat % pos
+        offsets = torch.arange(-self.before, self.after + 1)
+        cols = p[..., None] + offsets  # [units, k, width]
+        inside = (cols >= 0) & (cols < pos)
+        cols_c = cols.clamp(0, pos - 1)
+        rows = b[..., None].expand_as(cols_c)
+        ctx_tok = tokens[rows, cols_c]
+        inside &= mask[rows, cols_c]
+        ctx_tok = ctx_tok.masked_fill(~inside, PAD)
+        unit_idx = torch.arange(units)[:, None, None].expand_as(cols_c)
+        ctx_act = acts[rows, cols_c, unit_idx].masked_fill(~inside, 0.0)
+        # a token position of an example: count positions from the first real token
+        first = (~mask).long().sum(1) * (mask[:, 0] == 0).long()
+        all_vals = torch.cat([self.values, new_vals], 1)
+        keep = all_vals.topk(self.k, dim=1).indices
+        self.values = all_vals.gather(1, keep)
+        self.example = torch.cat([self.example, b + self.n_examples], 1).gather(1, keep)
+        self.position = torch.cat([self.position, p - first[b]], 1).gather(1, keep)
+        w = keep[..., None].expand(-1, -1, offsets.numel())
+        self.context_tokens = torch.cat([self.context_tokens, ctx_tok], 1).gather(1, w)
+        self.context_acts = torch.cat([self.context_acts, ctx_act], 1).gather(1, w)
+        self.n_tokens += n_valid
+        self.n_examples += batch
+
+    def _histogram(self, valid: Float[torch.Tensor, "n units"]) -> None:
+        pos = valid > 0
+        bins = torch.bucketize(valid[pos], HIST_EDGES).clamp(0, len(HIST_EDGES))
+        units = pos.nonzero()[:, 1]
+        flat = units * (len(HIST_EDGES) + 1) + bins
+        self.hist.view(-1).index_add_(0, flat, torch.ones_like(flat))
+
+    @property
+    def density(self) -> Float[torch.Tensor, "units"]:
+        """Fraction of tokens on which each unit is positive."""
+        return self.fired.float() / max(self.n_tokens, 1)
+
+    def histogram(self, unit: int) -> tuple[Float[torch.Tensor, "bins"], Int[torch.Tensor, "bins"]]:
+        """Counts of `unit`'s positive activations in log-spaced bins: (bin left edges, counts)."""
+        edges = torch.cat([torch.zeros(1), HIST_EDGES])
+        return edges, self.hist[unit].clone()
