@@ -4,6 +4,7 @@ The hub is switched off before anything imports transformer-lens, so no test can
 """
 
 import os
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -117,10 +118,9 @@ def tiny_model(request) -> HookedTransformer:
 @pytest.fixture(scope="session")
 def toy_model():
     """The built-in model (skips when its weights have not been trained yet)."""
-    from interp.toy import TOY_DIR
-
-    if not (TOY_DIR / "model.safetensors").exists():
-        pytest.skip("built-in model weights not trained yet")
     import interp
+
+    if not (Path(interp.__file__).parent / "toy" / "artifacts" / "model.safetensors").exists():
+        pytest.skip("built-in model weights not trained yet")
 
     return interp.load_model("toy", device="cpu")
