@@ -45,10 +45,10 @@ _EXPORTS: dict[str, str] = {
     # neuron ablation
     "ablate_neurons": "ablation",
     "AblationResult": "ablation",
-    "neuron_activations": "ablation",
-    "NeuronActivations": "ablation",
-    "rank_neurons": "ablation",
-    "NeuronRanking": "ablation",
+    "neuron_activations": "neurons",
+    "NeuronActivations": "neurons",
+    "rank_neurons": "neurons",
+    "NeuronRanking": "neurons",
     "logit_diff": "ablation",
     "token_logprob": "ablation",
     # steering
