@@ -1,0 +1,100 @@
+"""Steering speed: steered generation vs plain `generate`, and stopped harvests vs a full forward.
+
+- `steer(...)` (add, and directional ablation) tokens/s ÷ plain `model.generate` tokens/s on the
+  same left-padded batch, greedy, KV cache on, a fixed number of new tokens: target >= 0.95.
+- `harvest` at layer L (one hook, `stop_at_layer`, the positions mean_difference keeps) tokens/s
+  ÷ full forward tokens/s: target >= 0.8 x n_layers / (L + 1).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import torch
+from transformer_lens import HookedTransformer
+
+from benchmarks.common import Row, sync
+from interp.hooks import harvest
+from interp.models import tokenize
+from interp.steering import SteeringVector, _format, steer
+
+PROMPTS = [
+    "how do i bake bread ?", "tell me how to grow tomatoes .", "can you help me learn french ?",
+    "explain how to fix a bike .", "what is the best way to plan a trip ?", "how can i paint a wall ?",
+    "give me steps to wash a car .", "teach me to play chess .",
+]  # fmt: skip
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeat: int = 7) -> dict[str, float]:
+    """Fastest of `repeat` runs of each function, the functions taking turns, so a busy machine
+    slows them alike instead of whichever happened to run during the busy spell. On CPU this
+    counts the process's CPU time on one thread, which other programs on a shared machine do
+    not inflate."""
+    cuda = torch.cuda.is_available()
+    clock = time.perf_counter if cuda else time.process_time
+    threads = torch.get_num_threads()
+    best = {name: math.inf for name in fns}
+    try:
+        if not cuda:
+            torch.set_num_threads(1)  # idle threads spinning would count as CPU time
+        for fn in fns.values():
+            fn()
+        for _ in range(repeat):
+            for name, fn in fns.items():
+                sync()
+                start = clock()
+                fn()
+                sync()
+                best[name] = min(best[name], clock() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return best
+
+
+def _prompts(model: HookedTransformer, n: int) -> list[str]:
+    return [PROMPTS[i % len(PROMPTS)] for i in range(n)]
+
+
+def run(model: HookedTransformer, batch: int = 16, new_tokens: int = 32) -> list[Row]:
+    rows = []
+    prompts = _prompts(model, batch)
+    tokens, mask = tokenize(model, _format(model, prompts, None))
+    torch.manual_seed(0)
+    layer = model.cfg.n_layers // 2
+    vector = SteeringVector(torch.randn(model.cfg.d_model) * 4.0, layer=layer).bind(model)
+
+    def plain():
+        with torch.inference_mode():
+            model.generate(tokens, max_new_tokens=new_tokens, do_sample=False, use_past_kv_cache=True,
+                           stop_at_eos=False, padding_side="left", verbose=False, return_type="tokens")  # fmt: skip
+
+    times = interleaved({
+        "plain": plain,
+        **{mode: lambda m=mode: steer(model, prompts, vector, mode=m, max_new_tokens=new_tokens, baseline=False,
+                                      stop_at_eos=False, batch_size=batch) for mode in ("add", "ablate")},
+    })  # fmt: skip
+    for mode in ("add", "ablate"):
+        ratio = times["plain"] / times[mode]
+        rows.append(Row(f"steering: steer({mode}) / generate tok/s", ratio, ">= 0.95", ratio >= 0.95,
+                        f"batch {batch} x {new_tokens} new tokens, layer {layer}"))  # fmt: skip
+
+    tokens, mask = tokenize(model, _format(model, _prompts(model, 4 * batch), None))
+
+    def full():
+        with torch.inference_mode():
+            model(tokens, attention_mask=mask, return_type="logits")
+
+    n = model.cfg.n_layers
+    depths = sorted({0, n // 2 - 1, n - 2} - {-1})
+    times = interleaved({
+        "full": full,
+        **{at: lambda a=at: harvest(model, tokens, [("resid_post", a)], attention_mask=mask, select=lambda x: x[:, -2:])
+           for at in depths},
+    })  # fmt: skip
+    for at in depths:
+        ratio, target = times["full"] / times[at], 0.8 * n / (at + 1)
+        rows.append(Row(f"steering: harvest resid_post {at} / forward tok/s", ratio, f">= {target:.2f}", ratio >= target,
+                        f"{n} layers, stop_at_layer={at + 1}"))  # fmt: skip
+    return rows
