@@ -1,0 +1,82 @@
+"""Logit lens at the last position, all layers, against one plain forward pass.
+
+The lens runs one forward that keeps only the last position of each layer's residual (and skips
+the forward's own final norm and unembedding), then normalizes and unembeds n_layers + 1 vectors
+and reduces them to top-k, entropy, KL and a target's probability and rank. The baseline is
+`model(tokens)` on the same prompt, which fills the context (up to 128 tokens). The two are
+timed alternately and the best of each is kept (CPU time on a CPU, wall time on a GPU), so load
+on a shared machine hits both alike.
+Target: lens time / forward time <= 1.3.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from transformer_lens import HookedTransformer
+
+from benchmarks.common import Row, sync
+from interp.lens import logit_lens
+
+TARGET = 1.3
+SENTENCES = (
+    "we visited france last year . the capital of france is paris . the people of france speak french . "
+    "my friend is from japan . the capital of japan is tokyo . the key to the cabinets is old . "
+)
+QUESTION = "cat -> cat ; dog -> dog ; paris -> paris ; the capital of germany is"
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]], device: torch.device, rounds: int = 30, warmup: int = 3
+) -> dict[str, float]:
+    """Best time of each function in seconds, timing them in turn each round.
+
+    On a CPU the clock is the process's CPU time: on a shared machine wall time also counts the
+    time other processes hold the cores, which says nothing about either side. On a GPU it is
+    wall time with a device synchronisation around each call.
+    """
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    best = {name: float("inf") for name in fns}
+    for i in range(warmup + rounds):
+        for name, fn in fns.items():
+            sync()
+            start = clock()
+            fn()
+            sync()
+            if i >= warmup:
+                best[name] = min(best[name], clock() - start)
+    return best
+
+
+def context_prompt(model: HookedTransformer, limit: int = 128) -> str:
+    """Sentences followed by a question, cut from the front to fit min(n_ctx, limit) tokens."""
+    budget = min(model.cfg.n_ctx, limit) - 1  # BOS
+    words = (SENTENCES * 20).split() + QUESTION.split()
+    return " ".join(words[-budget:])
+
+
+def run(model: HookedTransformer) -> list[Row]:
+    prompt = context_prompt(model)
+    tokens = model.to_tokens(prompt)
+
+    @torch.inference_mode()
+    def forward() -> None:
+        model(tokens)
+
+    def lens() -> None:
+        logit_lens(model, prompt, positions=-1, targets="berlin")
+
+    t = interleaved({"forward": forward, "lens": lens}, tokens.device)
+    ratio = t["lens"] / t["forward"]
+    return [
+        Row(
+            "logit lens, all layers at last position / one forward",
+            ratio,
+            f"<= {TARGET}",
+            ratio <= TARGET,
+            f"{tokens.shape[1]} tokens, {model.cfg.n_layers + 1} layers; lens {t['lens'] * 1e3:.2f} ms, "
+            f"forward {t['forward'] * 1e3:.2f} ms",
+        )
+    ]

@@ -1,0 +1,333 @@
+"""Patchscopes: batched sweeps equal per-layer runs, KV-cache generation equals a no-cache
+reference, presets, errors, and the built-in model's identity and relation acceptance numbers."""
+
+import plotly.graph_objects as go
+import pytest
+import torch
+
+import interp
+from interp.hooks import count_hooks, hook_name, hooked
+from interp.patchscope import PRESETS, PatchscopeResult, patchscope, placeholder_for, target_prompt
+
+SOURCE = "the cat sat on the mat"
+LONG_SOURCE = "the big dog sat on the mat , the small cat sat on the mat"
+
+
+def _reference(model, source, src_pos, target, ph_pos, s, t, site, n_new, expected):
+    """Plain, slow patchscope: no KV cache; every full pass re-applies the patch to the prompt."""
+    with torch.inference_mode():
+        _, cache = model.run_with_cache(model.to_tokens(source))
+        state = cache[hook_name(model, site, s)][0, src_pos]
+        toks = model.to_tokens(target)
+
+        def patch(act, hook):
+            act[:, ph_pos] = state
+            return act
+
+        ids, first = [], None
+        for _ in range(n_new):
+            with hooked(model, [(hook_name(model, site, t), patch)]):
+                logits = model(toks)[0, -1].float()
+            first = logits.softmax(-1)[expected].item() if first is None else first
+            nxt = int(logits.argmax())
+            ids.append(nxt)
+            toks = torch.cat([toks, torch.tensor([[nxt]])], 1)
+    return ids, first
+
+
+@pytest.mark.parametrize("strategy", ["one_pass", "shared_prefix"])
+@pytest.mark.parametrize("source", [SOURCE, LONG_SOURCE])
+def test_kv_cache_generation_equals_no_cache_reference(tiny_model, source, strategy):
+    """Both strategies, with a source shorter and longer than the target (left padding)."""
+    target = "cat -> cat ; dog -> dog ; hello -> hello ; ? ->"
+    res = patchscope(
+        tiny_model,
+        source,
+        source_position="cat",
+        target=target,
+        placeholder="?",
+        expected="dog",
+        max_new_tokens=5,
+        strategy=strategy,
+    )
+    for i, (s, t) in enumerate(zip(res.source_layers, res.target_layers)):
+        ids, p = _reference(
+            tiny_model,
+            source,
+            res.source_position,
+            target,
+            res.placeholder_position,
+            s,
+            t,
+            "resid_pre",
+            5,
+            res.expected_id,
+        )
+        assert res.generated_ids[i].tolist() == ids, (
+            f"layer {s}: cached {res.generated_ids[i].tolist()} vs reference {ids}"
+        )
+        assert abs(float(res.expected_probs[i]) - p) < 1e-5, (
+            f"layer {s}: p(expected) {float(res.expected_probs[i])} vs {p}"
+        )
+    assert count_hooks(tiny_model) == 0
+
+
+def test_back_patching_and_resid_post_equal_reference(tiny_model):
+    """Later-into-earlier patching goes through the harvest path; resid_post is the other site."""
+    target = "the capital of ? is"
+    res = patchscope(
+        tiny_model,
+        LONG_SOURCE,
+        source_position=-3,
+        target=target,
+        placeholder="?",
+        source_layers=[1, 2],
+        target_layers=0,
+        site="resid_post",
+        expected="paris",
+        max_new_tokens=3,
+    )
+    assert res.target_layers == (0, 0) and res.site == "resid_post"
+    for i, s in enumerate(res.source_layers):
+        ids, p = _reference(
+            tiny_model,
+            LONG_SOURCE,
+            res.source_position,
+            target,
+            res.placeholder_position,
+            s,
+            0,
+            "resid_post",
+            3,
+            res.expected_id,
+        )
+        assert res.generated_ids[i].tolist() == ids, (
+            f"source {s} -> 0: {res.generated_ids[i].tolist()} vs {ids}"
+        )
+        assert abs(float(res.expected_probs[i]) - p) < 1e-5, (float(res.expected_probs[i]), p)
+
+
+@pytest.mark.parametrize("strategy", ["one_pass", "shared_prefix"])
+def test_one_batched_sweep_equals_per_layer_runs(tiny_model, strategy):
+    sweep = patchscope(
+        tiny_model, SOURCE, source_position="cat", target="identity", expected="cat", strategy=strategy
+    )
+    n = tiny_model.cfg.n_layers
+    assert sweep.source_layers == tuple(range(n)) == sweep.target_layers
+    for layer in range(n):
+        one = patchscope(
+            tiny_model,
+            SOURCE,
+            source_position="cat",
+            target="identity",
+            expected="cat",
+            source_layers=layer,
+            strategy=strategy,
+        )
+        assert one.generations == (sweep.generation(layer),), (
+            f"layer {layer}: {one.generations} vs {sweep.generation(layer)!r}"
+        )
+        diff = abs(float(one.expected_probs[0] - sweep.expected_probs[layer]))
+        assert diff < 1e-5, f"layer {layer}: p(cat) differs by {diff:.2e} between the sweep and a single run"
+
+
+def _forward_shapes(model, **kwargs):
+    calls = []
+    with hooked(model, [("blocks.0.hook_resid_pre", lambda a, hook: calls.append(tuple(a.shape[:2])))]):
+        res = patchscope(model, SOURCE, source_position="cat", target="capital", max_new_tokens=3, **kwargs)
+    return res, calls
+
+
+def test_sweep_is_one_batched_pass(gpt2_like):
+    n = gpt2_like.cfg.n_layers
+    # same-layer sweep (the default): ONE forward holding the source (up to its position) and a
+    # row per layer, then single-position generation steps on the KV cache (source row dropped)
+    res, calls = _forward_shapes(gpt2_like)
+    width = max(res.source_position + 1, len(res.target_tokens))
+    assert calls == [(n + 1, width), (n, 1), (n, 1)], f"forward shapes {calls}"
+    # shared prefix (chosen for back-patching): the source up to its position (its deepest
+    # resid_pre is what the forward returns), the target prefix once, then ONE pass of all rows
+    # from the placeholder on
+    for kwargs in ({"strategy": "shared_prefix"}, {"target_layers": 0}):
+        res, calls = _forward_shapes(gpt2_like, **kwargs)
+        ph, t = res.placeholder_position, len(res.target_tokens)
+        expected = [(1, res.source_position + 1), (1, ph), (n, t - ph), (n, 1), (n, 1)]
+        assert calls == expected, f"{kwargs}: forward shapes {calls}, expected {expected}"
+    with pytest.raises(ValueError, match="strategy 'one_pass' needs every target layer >= its source"):
+        _forward_shapes(gpt2_like, target_layers=0, strategy="one_pass")
+
+
+def test_last_position_placeholder_reads_the_substituted_prompt(tiny_model):
+    """Source = target with the placeholder replaced: its state at any layer is what the target
+    would have had there, so the first-token distribution equals the plain model's."""
+    target = "cat -> cat ; dog -> dog ; ?"
+    source = "cat -> cat ; dog -> dog ; hello"
+    res = patchscope(tiny_model, source, target=target, placeholder="?", expected="hello", max_new_tokens=1)
+    with torch.inference_mode():
+        p = tiny_model(tiny_model.to_tokens(source))[0, -1].softmax(-1)
+    for i, layer in enumerate(res.source_layers):
+        err = abs(float(res.expected_probs[i]) - p[res.expected_id].item())
+        assert err < 1e-5, (
+            f"layer {layer}: p(hello) {float(res.expected_probs[i])} vs plain {p[res.expected_id].item()}"
+        )
+        assert res.generated_ids[i, 0].item() == int(p.argmax())
+
+
+def test_grid_batches_and_views(gemma2_like):
+    grid = patchscope(
+        gemma2_like, SOURCE, source_position=2, target="identity", target_layers="all", expected="cat"
+    )
+    n = gemma2_like.cfg.n_layers
+    assert grid.is_grid and len(grid.generations) == n * n
+    assert set(zip(grid.source_layers, grid.target_layers)) == {(s, t) for s in range(n) for t in range(n)}
+    small = patchscope(
+        gemma2_like,
+        SOURCE,
+        source_position=2,
+        target="identity",
+        target_layers="all",
+        expected="cat",
+        batch_size=4,
+    )
+    assert small.generations == grid.generations
+    assert torch.allclose(small.expected_probs, grid.expected_probs, atol=1e-5), (
+        small.expected_probs,
+        grid.expected_probs,
+    )
+    fig = grid.plot()
+    assert isinstance(fig.data[0], go.Heatmap) and len(fig.data[0].z) == n
+    frame = grid.to_frame()
+    assert len(frame) == n * n and {
+        "source_layer",
+        "target_layer",
+        "generation",
+        "expected_prob",
+        "correct",
+    } <= set(frame.columns)
+    assert grid.generation(1, 2) == grid.generations[grid.row(1, 2)]
+
+    line = patchscope(gemma2_like, SOURCE, source_position=2, target="identity")
+    assert not line.is_grid and isinstance(line.plot().data[0], go.Scatter)
+    assert list(line.plot().data[0].text) == list(line.first_tokens)
+    assert "PatchscopeResult" in repr(line)
+    with pytest.raises(ValueError, match="no expected answer"):
+        _ = line.correct
+    assert count_hooks(gemma2_like) == 0
+
+
+def test_presets_and_module_is_callable(gpt2_like):
+    assert set(PRESETS) == {"identity", "description", "capital", "language", "continent"}
+    ph = placeholder_for(gpt2_like)
+    for preset in PRESETS:
+        text = target_prompt(gpt2_like, preset)
+        assert ph in text.split() or f"{ph}:" in text, (preset, text)
+    import interp.patchscope as module
+
+    res = interp.patchscope(gpt2_like, SOURCE, source_layers=0, max_new_tokens=1)
+    res2 = module(gpt2_like, SOURCE, source_layers=0, max_new_tokens=1)
+    assert res.generations == res2.generations
+
+
+def test_bad_input_gives_clear_errors(gpt2_like):
+    with pytest.raises(ValueError, match="non-empty"):
+        patchscope(gpt2_like, "")
+    with pytest.raises(ValueError, match="context is 48 tokens"):
+        patchscope(gpt2_like, " ".join(["cat"] * 60))
+    with pytest.raises(ValueError, match="non-empty prompt"):
+        patchscope(gpt2_like, SOURCE, target=" ")
+    with pytest.raises(
+        ValueError, match=r"placeholder '\?' is not a token of 'the capital of france is'.*preset \(identity"
+    ):
+        patchscope(gpt2_like, SOURCE, target="the capital of france is")
+    with pytest.raises(ValueError, match=r"source_position 7 is out of range .*expected \[-7, 7\)"):
+        patchscope(gpt2_like, SOURCE, source_position=7)
+    with pytest.raises(ValueError, match="source_position 'dog' is not a token"):
+        patchscope(gpt2_like, SOURCE, source_position="dog")
+    with pytest.raises(ValueError, match=r"placeholder 9 is out of range"):
+        patchscope(gpt2_like, SOURCE, target="the capital of ? is", placeholder=9)
+    with pytest.raises(ValueError, match="exceeds the model's context of 48"):
+        patchscope(gpt2_like, SOURCE, target=" ".join(["cat"] * 40) + " ?", max_new_tokens=10)
+    with pytest.raises(ValueError, match=r"source_layers: layer 3 is out of range"):
+        patchscope(gpt2_like, SOURCE, source_layers=[0, 3])
+    with pytest.raises(ValueError, match=r"target_layers: layer -4 is out of range"):
+        patchscope(gpt2_like, SOURCE, target_layers=-4)
+    with pytest.raises(ValueError, match="strategy 'fast' must be one of"):
+        patchscope(gpt2_like, SOURCE, strategy="fast")
+    with pytest.raises(ValueError, match="site 'mlp_out'"):
+        patchscope(gpt2_like, SOURCE, site="mlp_out")
+    with pytest.raises(ValueError, match="max_new_tokens=0"):
+        patchscope(gpt2_like, SOURCE, max_new_tokens=0)
+    with pytest.raises(KeyError, match="zebra"):
+        patchscope(gpt2_like, SOURCE, expected="zebra")
+    with pytest.raises(KeyError, match="unknown target preset 'identty'"):
+        target_prompt(gpt2_like, "identty")
+    res = patchscope(gpt2_like, SOURCE, source_layers=0, max_new_tokens=1)
+    with pytest.raises(ValueError, match="target_layers has 2 entries for 1 rows"):
+        PatchscopeResult(**{**res.__dict__, "target_layers": (0, 1)})
+    assert count_hooks(gpt2_like) == 0
+
+
+# --- the built-in model ------------------------------------------------------------------------
+
+
+def test_toy_identity_decodes_the_source_token_at_layer_0(toy_model):
+    from interp.toy.corpus import COUNTRIES, copy_words
+
+    words = copy_words()
+    sample = sorted({*words[:: max(1, len(words) // 60)], *(c.capital for c in COUNTRIES[::4])})
+    hits = []
+    for word in sample:
+        res = interp.patchscope(
+            toy_model,
+            f"we talked about {word} today .",
+            source_position=word,
+            target="identity",
+            source_layers=0,
+            expected=word,
+            max_new_tokens=1,
+        )
+        hits.append(res.first_tokens[0].strip() == word)
+    rate = sum(hits) / len(hits)
+    missed = [w for w, h in zip(sample, hits) if not h]
+    print(f"toy identity patchscope at layer 0: {rate:.3f} of {len(sample)} words (missed {missed[:10]})")
+    assert rate >= 0.95, (
+        f"identity patchscope decoded {rate:.3f} of {len(sample)} source tokens at layer 0 (need >= 0.95); "
+        f"missed {missed}"
+    )
+
+
+def test_toy_relation_patchscope_finds_capitals(toy_model):
+    from interp.toy.corpus import COUNTRIES
+
+    n = toy_model.cfg.n_layers
+    correct = torch.zeros(len(COUNTRIES), n, dtype=torch.bool)
+    for i, c in enumerate(COUNTRIES):
+        res = interp.patchscope(
+            toy_model,
+            f"we visited {c.country} last year .",
+            source_position=c.country,
+            target="capital",
+            expected=c.capital,
+            max_new_tokens=1,
+        )
+        correct[i] = res.correct
+    by_layer = correct.float().mean(0)
+    best = int(by_layer.argmax())
+    print(f"toy relation patchscope accuracy by source layer: {[round(v, 3) for v in by_layer.tolist()]}")
+    assert by_layer[best] >= 0.8, (
+        f"capital from a neutral sentence: best source layer {best} gets {by_layer[best]:.3f} of "
+        f"{len(COUNTRIES)} countries (need >= 0.8); by layer {by_layer.tolist()}"
+    )
+
+
+def test_toy_batched_sweep_equals_per_layer_runs(toy_model):
+    source, word = "my friend is from japan .", "japan"
+    for target in ("identity", "capital", "description"):
+        sweep = interp.patchscope(toy_model, source, source_position=word, target=target, max_new_tokens=4)
+        per = [
+            interp.patchscope(
+                toy_model, source, source_position=word, target=target, source_layers=layer, max_new_tokens=4
+            ).generations[0]
+            for layer in range(toy_model.cfg.n_layers)
+        ]
+        assert list(sweep.generations) == per, f"{target}: sweep {sweep.generations} vs per-layer {per}"
