@@ -405,10 +405,11 @@ def logit_lens(
         select = None
     else:
         index = torch.tensor(cols, device=tokens.device)
-        select = lambda act: act[:, index]  # noqa: E731
+        select = lambda act: act[:, index.to(act.device)]  # noqa: E731
     with record(model, sites, select=select) as acts:
         model(tokens, stop_at_layer=n)  # the lens does its own norm + unembed, only where needed
-    resid = torch.stack([acts[s][0] for s in sites])  # [layer, pos, d_model]
+    device = model.unembed.W_U.device  # blocks may sit on several devices
+    resid = torch.stack([acts[s][0].to(device) for s in sites])  # [layer, pos, d_model]
     del acts
 
     n_rows, d_vocab = n + 1, model.cfg.d_vocab
