@@ -69,9 +69,9 @@ _EXPORTS: dict[str, str] = {
     "FeatureActivations": "sae",
     "search_features": "sae",
     "FeatureSearch": "sae",
-    "max_activating_examples": "sae",
-    "MaxActivatingExamples": "sae",
-    "feature_card": "sae",
+    "max_activating_examples": "features",
+    "MaxActivatingExamples": "features",
+    "feature_card": "features",
     "feature_vector": "sae",
 }
 

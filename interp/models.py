@@ -352,3 +352,122 @@ def token_id(model: HookedTransformer, token: str | int) -> int:
 def offline() -> bool:
     """True when the Hugging Face hub is switched off by environment variable."""
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+
+
+# --- sparse autoencoders ----------------------------------------------------------------------
+
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sae_lens import SAE
+
+#: The built-in SAE's release name (trained on the built-in model by `python -m interp.toy.sae_train`).
+TOY_SAE_RETRAIN = "python -m interp.toy.sae_train"
+
+
+def _sae_offline_message(release: str, sae_id: str, err: BaseException) -> str:
+    return (
+        f"Could not load the SAE {release!r} / {sae_id!r}: its weights are not in the local Hugging "
+        f"Face cache and the hub could not be reached ({type(err).__name__}). To get them, run "
+        f"`interp.load_sae({release!r}, {sae_id!r})` once on a machine with internet access (the "
+        f"weights land in the Hugging Face cache), or copy a cache that has them and point HF_HOME "
+        f"at it. The built-in SAE works offline: interp.load_sae({TOY!r}) with interp.load_model({TOY!r})."
+    )
+
+
+def _options(valid: list[str], bad: str, what: str, limit: int = 12) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(bad, valid, n=5, cutoff=0.5)
+    shown = close or valid[:limit]
+    more = "" if len(shown) == len(valid) else f" (and {len(valid) - len(shown)} more)"
+    label = "closest" if close else "valid"
+    return f"{len(valid)} {what}; {label}: {', '.join(map(repr, shown))}{more}"
+
+
+def load_sae(
+    release: str = TOY,
+    sae_id: str | None = None,
+    *,
+    device: str | torch.device | None = None,
+) -> SAE:
+    """Load a sparse autoencoder: a sae-lens release, or the built-in SAE `"toy"`.
+
+    Args:
+        release: `"toy"` (shipped with the package, works offline) or a sae-lens release such
+            as `"gpt2-small-res-jb"` or `"gemma-scope-2b-pt-res-canonical"`.
+        sae_id: the SAE within the release, e.g. `"blocks.8.hook_resid_pre"` or
+            `"layer_20/width_16k/canonical"`; for `"toy"` it may be omitted.
+        device: where to put the SAE; cuda, then mps, then cpu when None.
+
+    Returns:
+        A sae-lens `SAE` in eval mode. Check it against a model with `interp.check_sae`.
+
+    Raises:
+        ValueError: unknown release or id (the message lists valid ones), or a built-in SAE
+            trained for other weights of the built-in model.
+        ModelNotAvailableError: the weights are neither cached nor downloadable (or the built-in
+            SAE has not been trained yet).
+
+    Example:
+        >>> sae = interp.load_sae("toy")
+        >>> sae.cfg.metadata.hook_name
+        'blocks.2.hook_resid_post'
+    """
+    dev = resolve_device(device)
+    if not isinstance(release, str) or not release:
+        raise ValueError(f"release {release!r} must be a non-empty string such as 'toy' or 'gpt2-small-res-jb'")
+    if release == TOY:
+        return _load_toy_sae(sae_id, dev)
+    from sae_lens import SAE
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    directory = get_pretrained_saes_directory()
+    if release not in directory:
+        raise ValueError(
+            f"unknown SAE release {release!r}: "
+            + _options([TOY, *sorted(directory)], release, "releases")
+            + f". The built-in SAE is {TOY!r}."
+        )
+    ids = list(directory[release].saes_map)
+    if sae_id is None or sae_id not in directory[release].saes_map:
+        raise ValueError(f"unknown sae_id {sae_id!r} for release {release!r}: " + _options(ids, str(sae_id), "ids"))
+    try:
+        with warnings.catch_warnings():
+            # sae-lens advises how to load the model; interp.check_sae checks that instead.
+            warnings.filterwarnings("ignore", message=".*model_from_pretrained_kwargs.*")
+            sae = SAE.from_pretrained(release, sae_id, device=str(dev))
+    except (OSError, ConnectionError, TimeoutError) as err:
+        raise ModelNotAvailableError(_sae_offline_message(release, sae_id, err)) from err
+    except Exception as err:  # the hub client raises its own HTTP error types
+        if type(err).__module__.split(".")[0] in {"huggingface_hub", "requests", "httpx", "urllib3"}:
+            raise ModelNotAvailableError(_sae_offline_message(release, sae_id, err)) from err
+        raise
+    sae.eval()
+    return sae
+
+
+def _load_toy_sae(sae_id: str | None, device: torch.device) -> SAE:
+    from sae_lens import SAE
+
+    from interp.cache import fingerprint
+    from interp.toy import TOY_DIR, load_toy
+
+    folder = TOY_DIR / "sae"
+    if not (folder / "cfg.json").exists():
+        raise ModelNotAvailableError(
+            f"the built-in SAE has not been trained yet (no {folder / 'cfg.json'}); run `{TOY_SAE_RETRAIN}`"
+        )
+    sae = SAE.load_from_disk(folder, device=str(device))
+    hook = sae.cfg.metadata.hook_name
+    if sae_id is not None and sae_id != hook:
+        raise ValueError(f"unknown sae_id {sae_id!r} for release {TOY!r}: 1 id; valid: {hook!r} (or None)")
+    trained_for = sae.cfg.metadata.get("interp_model_fingerprint")
+    shipped = fingerprint(load_toy(device="cpu"))
+    if trained_for != shipped:
+        raise ValueError(
+            f"the built-in SAE was trained for other weights of the built-in model (fingerprint "
+            f"{trained_for!r}, shipped model {shipped!r}); retrain it with `{TOY_SAE_RETRAIN}`"
+        )
+    sae.eval()
+    return sae

@@ -1,0 +1,146 @@
+"""SAE feature search over a corpus against the plain harvest it is built on.
+
+- `max_activating_examples` over every feature (tokenize, forward to the SAE's layer, SAE
+  encode, streaming top-k with contexts, density and histogram) against `harvest` at the SAE's
+  hook on the same texts in the same batches (tokenized the same way, inside the timing too),
+  tokens/s: target >= 0.8.
+- memory flat in corpus size: the same pass over a 10x larger corpus (a generator, never held
+  in memory), peak extra memory relative to the small corpus: CUDA peak allocation on a GPU,
+  on CPU the peak extra live malloc heap (glibc `mallinfo2`, which counts torch's CPU tensors),
+  sampled by a thread; the result's retained tensors are compared exactly as well: target <= 1.10.
+
+The SAE is the built-in one on the built-in model (a random TopK SAE of the same shape if it is
+not trained yet), and a random TopK SAE (d_sae = 32 x d_model, k = 32) on the middle layer of
+the random-weight real-scale models.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import threading
+import time
+import tracemalloc
+
+import torch
+from transformer_lens import HookedTransformer
+
+from benchmarks.common import Row, best_time, peak_cuda_extra, sync
+from interp.data.corpus import batched
+from interp.features import encode_texts, max_activating_examples
+from interp.hooks import harvest
+from interp.toy.corpus import documents
+
+BATCH = 32
+MAX_LEN = 64
+
+
+def _sae(model: HookedTransformer):
+    from sae_lens import TopKSAE, TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    if model.cfg.model_name == "toy":
+        try:
+            import interp
+
+            return interp.load_sae("toy", device=model.cfg.device)
+        except Exception as err:  # not trained yet (or stale): a random SAE of the same shape
+            print(f"bench_sae: built-in SAE unavailable ({type(err).__name__}); using a random one")
+    layer = model.cfg.n_layers // 2
+    d_sae = 1024 if model.cfg.model_name == "toy" else 32 * model.cfg.d_model
+    meta = SAEMetadata(hook_name=f"blocks.{layer}.hook_resid_post", model_name=model.cfg.model_name)
+    torch.manual_seed(0)
+    sae = TopKSAE(TopKSAEConfig(d_in=model.cfg.d_model, d_sae=d_sae, k=32, dtype="float32", metadata=meta))
+    return sae.to(model.cfg.device).eval()
+
+
+def heap_peak_extra(fn) -> int:
+    """Peak extra live malloc heap while `fn` runs (glibc `mallinfo2`, sampled every 0.2 ms; torch's CPU
+    tensors are malloc'd, so they count), or tracemalloc's Python-heap peak without glibc."""
+    gc.collect()
+    try:
+        class Info(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                        "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = Info
+    except (OSError, AttributeError):
+        tracemalloc.start()
+        fn()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak
+
+    def in_use() -> int:
+        info = libc.mallinfo2()
+        return info.uordblks + info.hblkhd
+
+    base = in_use()
+    peak, done = [base], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], in_use())
+            time.sleep(0.0002)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        thread.join()
+    return peak[0] - base
+
+
+def interleaved_best(a, b, *, repeat: int) -> tuple[float, float]:
+    """Fastest of `repeat` runs of `a` and of `b`, alternating them so that load from other
+    processes on a shared machine hits both alike (after one warm-up run each)."""
+    best = [best_time(a, repeat=1, warmup=1), best_time(b, repeat=1, warmup=1)]
+    for _ in range(repeat - 1):
+        best = [min(best[0], best_time(a, repeat=1, warmup=0)), min(best[1], best_time(b, repeat=1, warmup=0))]
+    return best[0], best[1]
+
+
+def run(model: HookedTransformer) -> list[Row]:
+    sae = _sae(model)
+    hook = sae.cfg.metadata.hook_name
+    small = model.cfg.d_model <= 256
+    texts = list(documents(2000 if small else 512, seed=3))
+    n_tokens = sum(int(m.sum()) for m in (encode_texts(model, b, MAX_LEN)[1] for b in batched(texts, BATCH)))
+
+    @torch.inference_mode()
+    def harvest_only() -> None:
+        for batch in batched(texts, BATCH):
+            tokens, mask = encode_texts(model, batch, MAX_LEN)
+            harvest(model, tokens, [hook], attention_mask=mask)
+
+    def feature_search() -> None:
+        max_activating_examples(model, sae, texts, k=20, batch_size=BATCH, max_len=MAX_LEN, cache=False, progress=False)
+
+    t_base, t_search = interleaved_best(harvest_only, feature_search, repeat=5)
+    ratio = t_base / t_search  # tokens/s of the search / tokens/s of the harvest
+    rows = [Row("feature search (fwd + SAE encode + top-k) / harvest, tokens/s", ratio, ">= 0.8", ratio >= 0.8,
+                f"{sae.cfg.d_sae} features at {hook}, {n_tokens} tokens; {n_tokens / t_search:.0f} vs "
+                f"{n_tokens / t_base:.0f} tokens/s")]
+
+    def pass_over(n_docs: int):
+        return max_activating_examples(model, sae, documents(n_docs, seed=4), k=20, batch_size=BATCH,
+                                       max_len=MAX_LEN, cache=False, progress=False)
+
+    n_small = 200 if small else 64
+    pass_over(n_small)  # warm-up
+    if torch.cuda.is_available():
+        how = "CUDA peak extra allocation"
+        peak_small, peak_big = peak_cuda_extra(lambda: pass_over(n_small)), peak_cuda_extra(lambda: pass_over(10 * n_small))
+    else:
+        how = "peak extra malloc heap (mallinfo2, torch CPU tensors included)"
+        peak_small, peak_big = heap_peak_extra(lambda: pass_over(n_small)), heap_peak_extra(lambda: pass_over(10 * n_small))
+    sync()
+    kept = [sum(getattr(r, n).nelement() * getattr(r, n).element_size() for n in ("values", "context_tokens",
+                "context_acts", "hist")) for r in (pass_over(n_small), pass_over(10 * n_small))]
+    mem = peak_big / max(peak_small, 1)
+    rows.append(Row("feature search memory, 10x corpus / 1x corpus", mem, "<= 1.10", mem <= 1.10 and kept[0] == kept[1],
+                    f"{how}: {peak_big / 1e6:.2f} vs {peak_small / 1e6:.2f} MB; result tensors {kept[1]} vs {kept[0]} B"))
+    return rows

@@ -1,0 +1,582 @@
+"""What a feature is: max-activating examples over a corpus, and a feature card.
+
+The first question about an SAE feature (or an MLP neuron) is "where does it fire hardest?".
+One batched pass over a corpus answers it for every unit at once: each batch is run only as far
+as the unit's layer, encoded, and merged into a streaming top-k per unit
+(`interp.topk.StreamingTopK`) that keeps the `k` strongest tokens with a few tokens of context,
+a firing count (density: the fraction of tokens a unit fires on) and a histogram of its
+activations. Memory is `units x k x context`, flat in the corpus size. Reading the top
+examples next to what the unit's output direction promotes through the unembedding is how
+features are labelled in practice (Bricken et al. 2023, "Towards Monosemanticity"; the
+Neuronpedia feature dashboards). Results are cached on disk (`interp.cache`), keyed by the
+model's and SAE's weights, the corpus's content and the settings, so a second call is a load.
+
+Example:
+    >>> docs = list(interp.toy.corpus.documents(2000))
+    >>> top = interp.max_activating_examples(model, sae, docs, k=20)
+    >>> top.to_frame(feature=12)
+    >>> interp.feature_card(model, sae, 12, examples=top).plot()
+    >>> interp.max_activating_examples(model, (1, 40), docs).plot(40)     # MLP neuron 40 of layer 1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from jaxtyping import Float, Int
+from tqdm.auto import tqdm
+from transformer_lens import HookedTransformer
+
+from interp.cache import cached
+from interp.data.corpus import Corpus, batched, iter_texts
+from interp.hooks import harvest, hook_name, resolve_layer
+from interp.topk import HIST_EDGES, PAD, StreamingTopK
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sae_lens import SAE
+
+Neuron = tuple[int, int]
+_FORMAT = "interp-max-activating-1"
+_TENSORS = ("units", "values", "example", "position", "context_tokens", "context_acts", "fired", "hist")
+
+
+@dataclass(frozen=True, eq=False)
+class MaxActivatingExamples:
+    """The `k` strongest activations of each tracked unit over a corpus, with context.
+
+    Row `i` of every tensor belongs to unit `units[i]` (a feature or a neuron index). `example`
+    is the text's index in the corpus (empty texts skipped), `position` the token's index in it
+    (0 is the first token after `<bos>`), `context_tokens` the token ids from `before` tokens
+    before to a few after (-1 outside the text) and `context_acts` the unit's activation there.
+    `token_strs[token_ids.index(t)]` is how token `t` reads.
+    """
+
+    units: Int[torch.Tensor, "n"]
+    values: Float[torch.Tensor, "n k"]
+    example: Int[torch.Tensor, "n k"]
+    position: Int[torch.Tensor, "n k"]
+    context_tokens: Int[torch.Tensor, "n k width"]
+    context_acts: Float[torch.Tensor, "n k width"]
+    fired: Int[torch.Tensor, "n"]
+    hist: Int[torch.Tensor, "n bins"]
+    n_tokens: int
+    n_examples: int
+    before: int
+    token_ids: Int[torch.Tensor, "vocab_used"]
+    token_strs: tuple[str, ...]
+    kind: str
+    source: str
+
+    def __post_init__(self) -> None:
+        for name in (*_TENSORS, "token_ids"):
+            object.__setattr__(self, name, torch.as_tensor(getattr(self, name)).detach().cpu())
+        n, k = self.values.shape
+        checks = {
+            "units": (n,), "example": (n, k), "position": (n, k), "fired": (n,),
+            "context_acts": tuple(self.context_tokens.shape), "hist": (n, len(HIST_EDGES) + 1),
+        }
+        for name, shape in checks.items():
+            if tuple(getattr(self, name).shape) != shape:
+                raise ValueError(f"{name} has shape {tuple(getattr(self, name).shape)}, expected {shape}")
+        if self.context_tokens.shape[:2] != (n, k) or len(self.token_strs) != self.token_ids.numel():
+            raise ValueError("context_tokens must be [n, k, width] and token_strs match token_ids")
+        if self.kind not in ("feature", "neuron"):
+            raise ValueError(f"kind {self.kind!r} must be 'feature' or 'neuron'")
+        object.__setattr__(self, "token_strs", tuple(self.token_strs))
+
+    @property
+    def k(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def density(self) -> Float[torch.Tensor, "n"]:
+        """Fraction of corpus tokens on which each unit is positive."""
+        return self.fired.float() / max(self.n_tokens, 1)
+
+    def row(self, unit: int) -> int:
+        """The row of `unit` (a feature or neuron index) in this result."""
+        hits = (self.units == unit).nonzero().flatten()
+        if isinstance(unit, bool) or not isinstance(unit, int) or hits.numel() == 0:
+            shown = self.units[:10].tolist()
+            raise KeyError(f"{self.kind} {unit!r} was not tracked; tracked: {shown}{' ...' if len(self.units) > 10 else ''}")
+        return int(hits[0])
+
+    def strs(self, ids: torch.Tensor) -> list[str]:
+        """Token strings of ids (`''` for -1, outside the text)."""
+        where = torch.searchsorted(self.token_ids, ids.clamp_min(0))
+        return ["" if int(i) == PAD else self.token_strs[int(w)] for i, w in zip(ids.flatten(), where.flatten())]
+
+    def examples(self, unit: int) -> list[dict[str, Any]]:
+        """The unit's top examples, strongest first: activation, example, position, context."""
+        r = self.row(unit)
+        out = []
+        for j in range(self.k):
+            if not math.isfinite(float(self.values[r, j])) or self.values[r, j] <= 0:
+                break  # only tokens where the unit fires
+            toks = self.strs(self.context_tokens[r, j])
+            keep = [i for i, t in enumerate(toks) if self.context_tokens[r, j, i] != PAD]
+            out.append({
+                "activation": float(self.values[r, j]), "example": int(self.example[r, j]),
+                "position": int(self.position[r, j]), "token": toks[self.before],
+                "context": " ".join(toks[i] for i in keep),
+                "tokens": [toks[i] for i in keep], "acts": [float(self.context_acts[r, j, i]) for i in keep],
+            })
+        return out
+
+    def to_frame(self, unit: int | None = None, *, feature: int | None = None):
+        """With a unit: its top examples. Without: one row per unit (density, max activation)."""
+        import pandas as pd
+
+        unit = feature if unit is None else unit
+        if unit is None:
+            top = self.values[:, 0].masked_fill(~torch.isfinite(self.values[:, 0]), float("nan"))
+            return pd.DataFrame({self.kind: self.units.tolist(), "density": self.density.tolist(),
+                                 "max_activation": top.tolist()})
+        rows = [{k: v for k, v in e.items() if k not in ("tokens", "acts")} for e in self.examples(unit)]
+        return pd.DataFrame(rows, columns=["activation", "example", "position", "token", "context"])
+
+    def plot(self, unit: int):
+        """Top examples (tokens shaded by activation), activation histogram and density."""
+        return _card_figure(self, unit, None)
+
+    def save(self, path: str | Path) -> Path:
+        """Write to a safetensors file (reload with `MaxActivatingExamples.load`)."""
+        from interp.cache import save
+
+        path = Path(path)
+        save(path, _tensors(self), {"format": _FORMAT, **_meta(self)})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> MaxActivatingExamples:
+        """Read a result written by `save`."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta, tensors = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError) as err:
+            raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"{path}: not a max-activating-examples file (format {meta.get('format')!r})")
+        return _from_parts(tensors, meta)
+
+
+def _tensors(r: MaxActivatingExamples) -> dict[str, torch.Tensor]:
+    return {name: getattr(r, name).contiguous() for name in (*_TENSORS, "token_ids")}
+
+
+def _meta(r: MaxActivatingExamples) -> dict[str, str]:
+    return {"n_tokens": str(r.n_tokens), "n_examples": str(r.n_examples), "before": str(r.before),
+            "kind": r.kind, "source": r.source, "token_strs": json.dumps(r.token_strs)}
+
+
+def _from_parts(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> MaxActivatingExamples:
+    kwargs = {name: tensors[name] for name in (*_TENSORS, "token_ids")}
+    return MaxActivatingExamples(
+        **kwargs, n_tokens=int(meta["n_tokens"]), n_examples=int(meta["n_examples"]), before=int(meta["before"]),
+        token_strs=tuple(json.loads(meta["token_strs"])), kind=meta["kind"], source=meta["source"],
+    )
+
+
+# --- the streaming pass ---------------------------------------------------------------------
+
+
+class SparseStreamingTopK(StreamingTopK):
+    """`StreamingTopK` for sparse non-negative activations (SAE features): same state, same
+    results on every positive activation, but each batch costs one pass over the dense
+    activations (find the positive entries) plus work proportional to the entries that fire,
+    instead of a dozen dense passes. Slots a unit never filled with a positive value stay -inf
+    (the dense tracker fills them with zeros or negatives)."""
+
+    def update(
+        self,
+        acts: Float[torch.Tensor, "batch pos units"],
+        tokens: Int[torch.Tensor, "batch pos"],
+        mask: Int[torch.Tensor, "batch pos"],
+    ) -> None:
+        acts, dev = acts.detach().contiguous(), acts.device
+        valid = mask.to(dev).bool()
+        batch, pos, units = acts.shape
+        if units != self.values.shape[0]:
+            raise ValueError(f"batch has {units} units, tracker has {self.values.shape[0]}")
+        flat = (acts.view(-1) > 0).nonzero().squeeze(1)  # flat indexing: far faster than 3-D on CPU
+        flat = flat[valid.view(-1)[flat // units]]
+        v, row, u = acts.view(-1)[flat].float(), flat // units, flat % units
+        n_bins = len(HIST_EDGES) + 1
+        bins = torch.bucketize(v, HIST_EDGES.to(dev)).clamp(0, n_bins - 1)
+        self.fired += torch.bincount(u, minlength=units).cpu()
+        self.hist += torch.bincount(u * n_bins + bins, minlength=units * n_bins).view(units, n_bins).cpu()
+        self.n_tokens += int(valid.sum())
+        first = (~valid).long().sum(1) * (~valid[:, 0]).long()
+        n_ex, self.n_examples = self.n_examples, self.n_examples + batch
+        beats = (v > self.values[:, -1].to(dev)[u]).nonzero().squeeze(1)  # can enter its unit's top-k
+        if beats.numel() == 0:
+            return
+        # this batch's k strongest entries per unit: group by unit, strongest first within a unit
+        sel = beats[torch.argsort(v[beats], descending=True, stable=True)]
+        sel = sel[torch.argsort(u[sel], stable=True)]
+        us = u[sel]
+        counts = torch.bincount(us, minlength=units)
+        rank = torch.arange(len(us), device=dev) - (counts.cumsum(0) - counts)[us]
+        keep = rank < self.k
+        sel, us, rank = sel[keep], us[keep], rank[keep]
+        bb, pp = row[sel] // pos, row[sel] % pos
+        cols = pp[:, None] + torch.arange(-self.before, self.after + 1, device=dev)
+        inside = (cols >= 0) & (cols < pos)
+        at = bb[:, None] * pos + cols.clamp(0, pos - 1)
+        inside &= valid.view(-1)[at]
+        ctx_tok = tokens.to(dev).reshape(-1)[at].masked_fill(~inside, PAD)
+        ctx_act = acts.view(-1)[at * units + us[:, None]].float().masked_fill(~inside, 0.0)
+        rows = torch.unique(us).cpu()
+        slot = torch.zeros(units, dtype=torch.long)
+        slot[rows] = torch.arange(len(rows))
+        where = slot[us.cpu()] * self.k + rank.cpu()
+        n, width = len(rows), cols.shape[1]
+        new = {
+            "values": (torch.full((n, self.k), float("-inf")), v[sel].cpu()),
+            "example": (torch.full((n, self.k), -1, dtype=torch.long), (bb + n_ex).cpu()),
+            "position": (torch.full((n, self.k), -1, dtype=torch.long), (pp - first[bb]).cpu()),
+            "context_tokens": (torch.full((n, self.k, width), PAD, dtype=torch.long), ctx_tok.cpu()),
+            "context_acts": (torch.zeros((n, self.k, width)), ctx_act.cpu()),
+        }
+        for blank, filled in new.values():
+            blank.view(n * self.k, -1)[where] = filled.view(len(where), -1)
+        best = torch.cat([self.values.index_select(0, rows), new["values"][0]], 1).topk(self.k, dim=1).indices
+        for name, (fresh, _) in new.items():
+            old = getattr(self, name)
+            both = torch.cat([old.index_select(0, rows), fresh], 1)
+            idx = best if both.ndim == 2 else best[..., None].expand(-1, -1, width)
+            old.index_copy_(0, rows, both.gather(1, idx))
+
+
+
+
+@dataclass(frozen=True)
+class _Units:
+    """What to track: the hook to read and how to turn its activation into unit activations."""
+
+    hook: str
+    units: list[int]
+    transform: Callable[[torch.Tensor], torch.Tensor]
+    kind: str
+    source: str
+    identity: str  # for cache keys: which SAE / which neurons
+
+
+def _sae_fingerprint(sae: SAE) -> str:
+    h = hashlib.sha256(json.dumps(sae.cfg.to_dict(), sort_keys=True, default=str).encode())
+    with torch.no_grad():
+        for name, p in sorted(sae.state_dict().items()):
+            flat = p.detach().reshape(-1)
+            h.update(name.encode() + flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _check_units(requested: Iterable[int] | None, n: int, what: str) -> list[int]:
+    if requested is None:
+        return list(range(n))
+    units = [requested] if isinstance(requested, int) else list(requested)
+    if not units:
+        raise ValueError(f"no {what}s given: expected indices in [0, {n})")
+    for u in units:
+        if isinstance(u, bool) or not isinstance(u, int) or not 0 <= u < n:
+            raise ValueError(f"{what} {u!r} is out of range: expected an int in [0, {n})")
+    if len(set(units)) != len(units):
+        raise ValueError(f"{what}s {units} contain duplicates")
+    return units
+
+
+def _resolve_units(model: HookedTransformer, sae_or_neuron: Any, features: Iterable[int] | int | None) -> _Units:
+    if isinstance(sae_or_neuron, tuple):
+        if len(sae_or_neuron) != 2 or features is not None:
+            raise ValueError("a neuron is given as (layer, index) or (layer, [indices]), without features=")
+        layer, index = sae_or_neuron
+        layer = resolve_layer(model, layer)
+        units = _check_units(index, model.cfg.d_mlp, f"neuron of layer {layer}")
+        idx = torch.tensor(units)
+        return _Units(hook_name(model, "mlp_post", layer), units, lambda a: a[..., idx.to(a.device)].float(),
+                      "neuron", f"MLP neurons of layer {layer}", f"neurons-{layer}")
+    from interp.sae import check_sae, encode, sae_label
+
+    sae = sae_or_neuron
+    check_sae(model, sae)
+    units = _check_units(features, sae.cfg.d_sae, "feature")
+    idx = None if features is None else torch.tensor(units)
+    return _Units(sae.cfg.metadata.hook_name, units,
+                  lambda a: encode(sae, a) if idx is None else encode(sae, a)[..., idx.to(sae.device)],
+                  "feature", f"SAE {sae_label(sae)}", f"sae-{_sae_fingerprint(sae)}")
+
+
+def encode_texts(
+    model: HookedTransformer, texts: list[str], max_len: int
+) -> tuple[Int[torch.Tensor, "batch pos"], Int[torch.Tensor, "batch pos"]]:
+    """Left-padded tokens and attention mask of corpus texts (`<bos>` first), each cut to `max_len`."""
+    from interp.neurons import _pad_batch  # the corpus batcher neuron_activations uses
+
+    tokens, mask = _pad_batch(model, texts)
+    if tokens.shape[1] <= max_len:
+        return tokens, mask
+    lengths = mask.sum(1)
+    cut_tokens = torch.full((len(texts), max_len), int(tokens[0, 0]), dtype=tokens.dtype, device=tokens.device)
+    cut_mask = torch.zeros((len(texts), max_len), dtype=mask.dtype, device=mask.device)
+    for i, n in enumerate(lengths.tolist()):  # keep each text's first max_len tokens, right-aligned
+        n_keep = min(n, max_len)
+        start = tokens.shape[1] - n
+        cut_tokens[i, max_len - n_keep :] = tokens[i, start : start + n_keep]
+        cut_mask[i, max_len - n_keep :] = 1
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else model.tokenizer.eos_token_id
+    cut_tokens[cut_mask == 0] = pad or 0
+    return cut_tokens, cut_mask
+
+
+def _texts_hash(corpus: Corpus) -> str:
+    h = hashlib.sha256()
+    for text in iter_texts(corpus):
+        h.update(text.encode() + b"\x00")
+    return h.hexdigest()[:32]
+
+
+def _reiterable(corpus: Corpus) -> bool:
+    return isinstance(corpus, (str, Path, list, tuple)) or hasattr(corpus, "column_names") or iter(corpus) is not corpus
+
+
+@torch.inference_mode()
+def max_activating_examples(
+    model: HookedTransformer,
+    sae_or_neuron: SAE | Neuron | tuple[int, list[int]],
+    corpus: Corpus,
+    *,
+    features: Iterable[int] | int | None = None,
+    k: int = 20,
+    context: int | tuple[int, int] = (8, 2),
+    batch_size: int = 32,
+    max_len: int = 128,
+    cache: bool = True,
+    cache_key: str | None = None,
+    progress: bool = True,
+) -> MaxActivatingExamples:
+    """One batched pass over a corpus keeping every unit's `k` strongest tokens, with context.
+
+    Args:
+        model: the model.
+        sae_or_neuron: a sae-lens SAE (its features are the units), or an MLP neuron as
+            `(layer, index)` (or `(layer, [indices])`), read at `mlp.hook_post`.
+        corpus: a list of strings, a generator, a text file or folder, or a Hugging Face dataset
+            (see `interp.data.corpus.iter_texts`); the built-in corpus generator works too.
+        features: SAE features to track (default all).
+        k: examples kept per unit.
+        context: tokens of context kept, `before` or `(before, after)`.
+        batch_size: texts per forward pass; texts are left-padded with an attention mask.
+        max_len: texts are cut to this many tokens (with `<bos>`).
+        cache: read and write the on-disk cache. A list, file or dataset is keyed by its
+            content; a one-shot generator is keyed by its content after the pass (so the same
+            texts as a list hit the entry) or by `cache_key` (then it is not even read on a hit).
+        cache_key: a name for the corpus that replaces its content hash in the key.
+        progress: show a progress bar.
+
+    Returns:
+        `MaxActivatingExamples` (also holding every unit's density and activation histogram).
+
+    Raises:
+        ValueError: an empty corpus, features or neuron out of range, bad `k`/`context`/`max_len`,
+            or an SAE that does not match the model (see `interp.check_sae`).
+
+    Example:
+        >>> top = interp.max_activating_examples(model, sae, interp.toy.corpus.documents(5000), k=20)
+        >>> top.to_frame(feature=7)
+    """
+    spec = _resolve_units(model, sae_or_neuron, features)
+    before, after = (context, 2) if isinstance(context, int) else tuple(context)
+    for name, value, low in (("k", k, 1), ("before", before, 0), ("after", after, 0), ("batch_size", batch_size, 1),
+                             ("max_len", max_len, 2)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name}={value!r} must be an int >= {low}")
+    args = {"units": spec.identity, "which": _hash_list(spec.units), "k": k, "context": [before, after],
+            "max_len": max_len, "skip_bos": True}
+
+    total = math.ceil(len(corpus) / batch_size) if isinstance(corpus, (list, tuple)) else None
+
+    def compute(texts: Iterable[str], hasher: Any = None) -> dict[str, torch.Tensor]:
+        return _stream(model, spec, texts, k, (before, after), batch_size, max_len, (progress, total), hasher)
+
+    if not cache:
+        tensors = compute(iter_texts(corpus))
+    elif cache_key is not None or _reiterable(corpus):
+        key = f"key:{cache_key}" if cache_key is not None else _texts_hash(corpus)
+        tensors = cached(model, "max_activating", {**args, "corpus": key}, lambda: compute(iter_texts(corpus)))
+    else:  # a one-shot stream: hash it on the way, then store under its content hash
+        hasher = hashlib.sha256()
+        result = compute(iter_texts(corpus), hasher)
+        tensors = cached(model, "max_activating", {**args, "corpus": hasher.hexdigest()[:32]}, lambda: result)
+    strs = model.to_str_tokens(tensors["token_ids"]) if tensors["token_ids"].numel() else []
+    meta = {"n_tokens": str(int(tensors["n_tokens"])), "n_examples": str(int(tensors["n_examples"])),
+            "before": str(before), "kind": spec.kind, "source": spec.source, "token_strs": json.dumps(list(strs))}
+    return _from_parts(tensors, meta)
+
+
+def _hash_list(values: list[int]) -> str:
+    return hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16] + f"-{len(values)}"
+
+
+def _stream(model, spec: _Units, texts, k, context, batch_size, max_len, bar_opts, hasher) -> dict:
+    (before, after), (progress, total) = context, bar_opts
+    tracker = (SparseStreamingTopK if spec.kind == "feature" else StreamingTopK)(len(spec.units), k, before=before, after=after)
+    bar = tqdm(batched(texts, batch_size), desc=f"max-activating {spec.kind}s", unit="batch",
+               total=total, disable=not progress, mininterval=1.0)
+    for batch in bar:
+        if hasher is not None:
+            for text in batch:
+                hasher.update(text.encode() + b"\x00")
+        tokens, mask = encode_texts(model, batch, max_len)
+        acts = harvest(model, tokens, [spec.hook], attention_mask=mask)[spec.hook]
+        unit_acts = spec.transform(acts)
+        if model.cfg.default_prepend_bos:  # <bos> is an outlier position: never a top example
+            mask = mask.clone()
+            mask[torch.arange(mask.shape[0]), mask.argmax(1)] = 0
+        tracker.update(unit_acts, tokens, mask)
+    used = torch.unique(tracker.context_tokens[tracker.context_tokens != PAD])
+    return {"units": torch.tensor(spec.units), "values": tracker.values, "example": tracker.example,
+            "position": tracker.position, "context_tokens": tracker.context_tokens,
+            "context_acts": tracker.context_acts, "fired": tracker.fired, "hist": tracker.hist,
+            "token_ids": used, "n_tokens": torch.tensor([tracker.n_tokens]),
+            "n_examples": torch.tensor([tracker.n_examples])}
+
+
+def default_corpus(model: HookedTransformer) -> tuple[list[str], str]:
+    """A corpus (and its cache key) for measuring feature density when none is given: 2000
+    documents of the built-in corpus for the built-in model, the bundled prompt sets otherwise."""
+    if model.cfg.model_name == "toy":
+        from interp.toy.corpus import documents
+
+        return list(documents(2000, seed=0, split="train")), "toy-documents-2000-seed0-train"
+    folder = Path(__file__).parent / "data"
+    texts = []
+    for path in sorted(folder.glob("*.json")):
+        body = json.loads(path.read_text())
+        for split in ("train", "heldout"):
+            texts += [t if isinstance(t, str) else " ".join(map(str, t)) for t in body.get(split, [])]
+    return texts, "bundled-prompt-sets"
+
+
+# --- the feature card -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureCard:
+    """Everything about one unit: top examples, histogram, density, promoted/suppressed tokens."""
+
+    examples: MaxActivatingExamples
+    unit: int
+    promoted: tuple[tuple[str, float], ...]
+    suppressed: tuple[tuple[str, float], ...]
+
+    def __post_init__(self) -> None:
+        self.examples.row(self.unit)  # raises KeyError if the unit was not tracked
+
+    @property
+    def density(self) -> float:
+        return float(self.examples.density[self.examples.row(self.unit)])
+
+    def to_frame(self):
+        """The top examples, strongest first."""
+        return self.examples.to_frame(self.unit)
+
+    def plot(self):
+        """Top examples shaded by activation, histogram, density, promoted and suppressed tokens."""
+        return _card_figure(self.examples, self.unit, self)
+
+
+def feature_card(
+    model: HookedTransformer,
+    sae_or_neuron: SAE | Neuron,
+    feature: int | None = None,
+    *,
+    examples: MaxActivatingExamples | None = None,
+    corpus: Corpus | None = None,
+    n_tokens: int = 10,
+) -> FeatureCard:
+    """A feature's (or neuron's) card: its top examples and what it writes to the output.
+
+    Args:
+        model: the model.
+        sae_or_neuron: an SAE, or a neuron `(layer, index)` (then `feature` may be omitted).
+        feature: the feature index.
+        examples: a `MaxActivatingExamples` that tracked the unit; otherwise one is computed on
+            `corpus` (default: `default_corpus(model)`) for this unit only.
+        n_tokens: how many promoted and suppressed output tokens to list.
+
+    Example:
+        >>> interp.feature_card(model, sae, 12, examples=top).plot()
+    """
+    from interp.sae import _check_feature, check_sae, residual_directions, unembed
+
+    if isinstance(sae_or_neuron, tuple):
+        layer, unit = resolve_layer(model, sae_or_neuron[0]), sae_or_neuron[1]
+        _check_units(unit, model.cfg.d_mlp, f"neuron of layer {layer}")
+        if feature not in (None, unit):
+            raise ValueError(f"feature={feature} conflicts with the neuron index {unit}")
+        direction = model.blocks[layer].mlp.W_out[unit].detach()[None]
+        track: Any = sae_or_neuron
+    else:
+        check_sae(model, sae_or_neuron)
+        unit = _check_feature(sae_or_neuron, feature)
+        direction = residual_directions(model, sae_or_neuron)[unit][None]
+        track = sae_or_neuron
+    if examples is None:
+        corpus, key = (corpus, None) if corpus is not None else default_corpus(model)
+        feats = None if isinstance(track, tuple) else [unit]
+        examples = max_activating_examples(model, track, corpus, features=feats, cache_key=key, progress=False)
+    effect = unembed(model, direction)[0]
+    effect = (effect - effect.mean()).cpu()
+    top, bottom = effect.topk(n_tokens), (-effect).topk(n_tokens)
+    label = lambda idx, vals: tuple((s, float(v)) for s, v in zip(model.to_str_tokens(idx), vals))  # noqa: E731
+    return FeatureCard(examples, unit, label(top.indices, top.values), label(bottom.indices, -bottom.values))
+
+
+def _card_figure(res: MaxActivatingExamples, unit: int, card: FeatureCard | None):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    r = res.row(unit)
+    ex = res.examples(unit)
+    rows = max(len(ex), 1)
+    specs = [[{"colspan": 2}, None], [{}, {}]]
+    fig = make_subplots(rows=2, cols=2, specs=specs, row_heights=[0.62, 0.38], vertical_spacing=0.12,
+                        subplot_titles=("top examples", "activation histogram (positive values)",
+                                        "output tokens: promoted / suppressed" if card else ""))
+    width = res.context_tokens.shape[2]
+    z = res.context_acts[r, :rows].tolist() if ex else [[0.0] * width]
+    text = [res.strs(res.context_tokens[r, j]) for j in range(rows)] if ex else [[""] * width]
+    labels = [f"#{j + 1} {e['activation']:.2f}" for j, e in enumerate(ex)] or ["none"]
+    fig.add_trace(go.Heatmap(z=z, text=text, texttemplate="%{text}", colorscale="Oranges", zmin=0,
+                             x=[str(i - res.before) for i in range(width)], y=labels, showscale=False,
+                             hovertemplate="%{text}: %{z:.3g}<extra></extra>", xgap=1, ygap=1), row=1, col=1)
+    fig.update_yaxes(autorange="reversed", type="category", row=1, col=1)
+    edges, counts = torch.cat([torch.zeros(1), HIST_EDGES]), res.hist[r]
+    nz = counts.nonzero().flatten()
+    if nz.numel():
+        lo, hi = int(nz.min()), int(nz.max()) + 1
+        mids = [f"{float(edges[i]):.2g}" for i in range(lo, hi)]
+        fig.add_trace(go.Bar(x=mids, y=counts[lo:hi].tolist(), marker_color="#e6550d", showlegend=False,
+                             hovertemplate="≥%{x}: %{y}<extra></extra>"), row=2, col=1)
+    fig.update_xaxes(type="category", title_text="activation (bin start)", row=2, col=1)
+    if card is not None:
+        toks = [f"{s!r}" for s, _ in card.promoted] + [f"{s!r}" + "\u200b" for s, _ in card.suppressed]
+        vals = [v for _, v in card.promoted] + [v for _, v in card.suppressed]
+        fig.add_trace(go.Bar(x=vals, y=toks, orientation="h", showlegend=False,
+                             marker_color=["#3182bd"] * len(card.promoted) + ["#de2d26"] * len(card.suppressed),
+                             hovertemplate="%{y}: %{x:.3g}<extra></extra>"), row=2, col=2)
+        fig.update_yaxes(autorange="reversed", type="category", row=2, col=2)
+    name = f"{res.kind} {unit}"
+    fig.update_layout(title=dict(text=f"{name} · density {100 * float(res.density[r]):.3g}% of {res.n_tokens} tokens"
+                                      f" · {res.source}"),
+                      template="plotly_white", height=260 + 22 * rows + 260, margin=dict(l=80, r=20, t=70, b=40))
+    return fig

@@ -1,0 +1,242 @@
+"""Train the built-in SAE: a TopK sparse autoencoder on the built-in model's residual stream.
+
+Training uses sae-lens' own classes end to end: `LanguageModelSAETrainingRunner` with the
+built-in model passed as `override_model` and the generated corpus as a pre-tokenized
+in-memory `datasets.Dataset` (`override_dataset`), so the `ActivationsStore` reads the
+activations and the `SAETrainer` fits a `TopKTrainingSAE` (Gao et al. 2024) on CPU in a few
+minutes. Each dataset row is one document as the model was trained on it (`<bos> doc <eos>`,
+right-padded to the context with `<pad>`); padding and `<bos>` positions are excluded from
+training (`exclude_special_tokens`), so the SAE sees exactly the activations of real text.
+
+After training, the inference SAE is saved with `SAE.save_inference_model` (loadable with
+`sae_lens.SAE.load_from_disk`, or `interp.load_sae("toy")`), reloaded, and evaluated on fresh
+documents: explained variance, L0, dead features, and the model's next-token loss clean, with
+the SAE spliced in (at every position but `<bos>`) and with the activation zero-ablated. Those
+numbers and the fingerprint of the model weights it was trained on go into the SAE's metadata
+(`cfg.json`) and `training.json`; `interp.load_sae("toy")` refuses an SAE whose fingerprint
+does not match the shipped model, so retraining the model means rerunning this script:
+
+    python -m interp.toy.sae_train                       # writes interp/toy/artifacts/sae/
+    python -m interp.toy.sae_train --tokens 300000 --out /tmp/sae   # a quick run elsewhere
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from transformer_lens import HookedTransformer
+
+from interp.cache import fingerprint
+from interp.hooks import hook_name, hooked
+from interp.toy import TOY_DIR, corpus, load_toy
+
+SAE_DIR = TOY_DIR / "sae"
+LAYER = 2  # blocks.2.hook_resid_post: after three of the four blocks
+D_SAE = 1024
+K = 16
+TOKENS = 2_000_000
+COMMAND = "python -m interp.toy.sae_train"
+
+
+def token_rows(model: HookedTransformer, docs: list[str]) -> torch.Tensor:
+    """`[n, n_ctx]` rows `<bos> doc <eos> <pad> ...`, as the built-in model was trained."""
+    tok, n_ctx = model.tokenizer, model.cfg.n_ctx
+    ids = tok(docs, add_special_tokens=False)["input_ids"]
+    rows = torch.full((len(docs), n_ctx), tok.pad_token_id, dtype=torch.long)
+    for i, row in enumerate(ids):
+        row = [tok.bos_token_id, *row, tok.eos_token_id][:n_ctx]
+        rows[i, : len(row)] = torch.tensor(row)
+    return rows
+
+
+@torch.inference_mode()
+def evaluate_sae(model: HookedTransformer, sae, docs: list[str], *, batch_size: int = 64) -> dict[str, float]:
+    """Explained variance, L0, dead features and spliced-in loss on `docs` (pad and `<bos>` excluded).
+
+    Example:
+        >>> evaluate_sae(model, interp.load_sae("toy"), list(corpus.documents(500, seed=1)))
+    """
+    hook = sae.cfg.metadata.hook_name
+    tok = model.tokenizer
+    sum_x = torch.zeros(sae.cfg.d_in, dtype=torch.float64)
+    sq_norm = sq_resid = 0.0
+    n = l0 = 0
+    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
+    losses = {"clean": 0.0, "sae": 0.0, "zero": 0.0}
+    n_targets = 0
+    for i in range(0, len(docs), batch_size):
+        rows = token_rows(model, docs[i : i + batch_size])
+        keep = (rows != tok.pad_token_id) & (rows != tok.bos_token_id)  # positions the SAE is judged on
+        stash = {}
+
+        def splice(act, hook, mode="sae"):
+            stash["x"] = act
+            new = sae.decode(sae.encode(act)) if mode == "sae" else torch.zeros_like(act)
+            return torch.where(keep[..., None], new.to(act.dtype), act)
+
+        targets = rows[:, 1:]
+        valid = targets != tok.pad_token_id
+        for mode in ("clean", "sae", "zero"):
+            hooks = [] if mode == "clean" else [(hook, lambda a, hook, m=mode: splice(a, hook, m))]
+            with hooked(model, hooks):
+                logits = model(rows, return_type="logits")[:, :-1]
+            nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")
+            losses[mode] += float(nll[valid].sum())
+        n_targets += int(valid.sum())
+        x = stash["x"][keep].double()
+        feats = sae.encode(x.float())
+        x_hat = sae.decode(feats).double()
+        sum_x += x.sum(0)
+        sq_norm += float(x.pow(2).sum())
+        sq_resid += float((x - x_hat).pow(2).sum())
+        n += x.shape[0]
+        l0 += int((feats != 0).sum())
+        fired |= (feats > 0).any(0)
+    total_var = sq_norm / n - float((sum_x / n).pow(2).sum())
+    clean, spliced, zero = (losses[m] / n_targets for m in ("clean", "sae", "zero"))
+    return {
+        "explained_variance": round(1 - (sq_resid / n) / total_var, 4),
+        "l0": round(l0 / n, 3),
+        "dead_features": int((~fired).sum()),
+        "ce_loss_clean": round(clean, 4),
+        "ce_loss_with_sae": round(spliced, 4),
+        "ce_loss_zero_ablated": round(zero, 4),
+        "ce_loss_recovered": round((zero - spliced) / (zero - clean), 4),
+        "eval_tokens": n,
+    }
+
+
+def train_sae(
+    model: HookedTransformer | None = None,
+    *,
+    out_dir: str | Path = SAE_DIR,
+    layer: int = LAYER,
+    d_sae: int = D_SAE,
+    k: int = K,
+    training_tokens: int = TOKENS,
+    lr: float = 1e-3,
+    seed: int = 0,
+    eval_docs: int = 1000,
+    progress: bool = True,
+) -> dict:
+    """Train, save, reload and evaluate the built-in SAE; returns the recorded metrics.
+
+    Args:
+        model: the built-in model (the shipped one, on CPU, when None).
+        out_dir: folder for `cfg.json`, `sae_weights.safetensors` and `training.json`.
+        layer: the block whose `hook_resid_post` the SAE reads.
+        d_sae, k: number of features and active features per token (TopK).
+        training_tokens: activations (real text tokens) the SAE is trained on.
+        lr: Adam learning rate (warm-up, then cosine decay to a tenth).
+        seed: seeds the corpus, the initialisation and the shuffling.
+        eval_docs: fresh documents for the evaluation.
+
+    Example:
+        >>> train_sae(training_tokens=200_000, out_dir="/tmp/sae")["explained_variance"]
+    """
+    import datasets
+    from sae_lens import LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner, LoggingConfig, SAE
+    from sae_lens.saes.topk_sae import TopKTrainingSAEConfig
+
+    model = load_toy(device="cpu") if model is None else model
+    torch.manual_seed(seed)
+    random.seed(seed)
+    start = time.time()
+    hook = hook_name(model, "resid_post", layer)
+    tok = model.tokenizer
+    n_docs = training_tokens // 12 + 1000  # documents average ~25 real tokens; a second epoch is harmless
+    rows = token_rows(model, list(corpus.documents(n_docs, seed=seed, split="train")))
+    dataset = datasets.Dataset.from_dict({"tokens": rows.tolist()})
+    batch_tokens = 2048
+    steps = training_tokens // batch_tokens
+    cfg = LanguageModelSAERunnerConfig(
+        sae=TopKTrainingSAEConfig(d_in=model.cfg.d_model, d_sae=d_sae, k=k, normalize_activations="expected_average_only_in"),
+        model_name=model.cfg.model_name,
+        hook_name=hook,
+        dataset_path="interp.toy.corpus.documents",
+        is_dataset_tokenized=True,
+        streaming=False,
+        context_size=model.cfg.n_ctx,
+        prepend_bos=True,
+        exclude_special_tokens=[tok.pad_token_id, tok.bos_token_id],
+        training_tokens=training_tokens,
+        train_batch_size_tokens=batch_tokens,
+        store_batch_size_prompts=64,
+        n_batches_in_buffer=16 * batch_tokens // model.cfg.n_ctx,  # sae-lens: a buffer of this x context tokens
+        n_batches_for_norm_estimate=20,
+        lr=lr,
+        lr_warm_up_steps=max(1, steps // 20),
+        lr_scheduler_name="cosineannealing",
+        lr_end=lr / 10,
+        dead_feature_window=max(50, steps // 10),
+        device="cpu",
+        seed=seed,
+        model_from_pretrained_kwargs={"center_writing_weights": False},
+        logger=LoggingConfig(log_to_wandb=False),
+        checkpoint_path=None,
+        output_path=None,
+        verbose=False,
+    )
+    logging.getLogger("sae_lens").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dataset size and pre-tokenization notices
+        runner = LanguageModelSAETrainingRunner(cfg, override_dataset=dataset, override_model=model)
+        trained = runner.run()
+    minutes = (time.time() - start) / 60
+    out = Path(out_dir)
+    with tempfile.TemporaryDirectory() as tmp:  # the inference SAE, reloaded the way users load it
+        trained.save_inference_model(tmp)
+        sae = SAE.load_from_disk(tmp)
+    eval_set = list(corpus.documents(eval_docs, seed=seed + 1, split="train"))
+    metrics = evaluate_sae(model, sae, eval_set)
+    info = {
+        **metrics,
+        "interp_model_fingerprint": fingerprint(model),
+        "training_tokens": training_tokens,
+        "layer": layer,
+        "d_sae": d_sae,
+        "k": k,
+        "lr": lr,
+        "seed": seed,
+        "minutes": round(minutes, 2),
+        "torch": torch.__version__,
+        "command": f"{COMMAND} --tokens {training_tokens} --layer {layer} --d-sae {d_sae} --k {k} --seed {seed}",
+    }
+    for key, value in info.items():
+        sae.cfg.metadata[key] = value
+    out.mkdir(parents=True, exist_ok=True)
+    sae.save_model(out)
+    (out / "training.json").write_text(json.dumps(info, indent=1) + "\n")
+    if progress:
+        print(json.dumps(info, indent=1))
+    return info
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry point (`python -m interp.toy.sae_train`)."""
+    parser = argparse.ArgumentParser(description="Train the built-in SAE on the built-in model (CPU).")
+    parser.add_argument("--out", default=str(SAE_DIR), help=f"output folder (default {SAE_DIR})")
+    parser.add_argument("--tokens", type=int, default=TOKENS, help=f"training tokens (default {TOKENS})")
+    parser.add_argument("--layer", type=int, default=LAYER, help=f"block whose resid_post is read (default {LAYER})")
+    parser.add_argument("--d-sae", type=int, default=D_SAE)
+    parser.add_argument("--k", type=int, default=K, help="active features per token (TopK)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model-dir", default=None, help="train for a built-in model copy in this folder")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    model = load_toy(device="cpu", folder=args.model_dir)
+    train_sae(model, out_dir=args.out, layer=args.layer, d_sae=args.d_sae, k=args.k, training_tokens=args.tokens,
+              lr=args.lr, seed=args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Max-activating examples (streaming top-k over a corpus), caching, and feature cards.
+
+Unit tests on the tiny fixtures; the acceptance tests on the built-in model and its SAE check
+exactness against a naive top-k and that memory stays flat in the corpus size.
+"""
+
+import tracemalloc
+
+import pytest
+import torch
+
+import interp
+from interp.features import MaxActivatingExamples, encode_texts
+from interp.hooks import count_hooks
+from test_sae import HOOK, make_sae
+
+CORPUS = [
+    "the cat sat on the mat",
+    "the dog sat",
+    "paris is the capital of france",
+    "hello",
+    "the keys to the cabinet are on the mat",
+    "user : how do i make bread ? assistant : sure",
+    "berlin is the capital of germany",
+] * 3
+
+
+def naive_topk(model, unit_fn, texts, k):
+    """Every text run alone (no padding), `<bos>` dropped, all tokens concatenated, exact top-k."""
+    rows, where = [], []
+    for i, text in enumerate(texts):
+        tokens = model.to_tokens(text)
+        _, cache = model.run_with_cache(tokens)
+        acts = unit_fn(cache)[0, 1:]  # drop <bos>
+        rows.append(acts)
+        where += [(i, p) for p in range(acts.shape[0])]
+    acts = torch.cat(rows)
+    top = acts.topk(k, dim=0)
+    return acts, top.values.T, [[where[int(j)] for j in col] for col in top.indices.T]
+
+
+def test_streaming_top_k_equals_naive_top_k_with_padding_and_batches(tiny_model):
+    sae = make_sae(tiny_model)
+    top = interp.max_activating_examples(tiny_model, sae, CORPUS, k=4, batch_size=5, progress=False, cache=False)
+    acts, values, where = naive_topk(tiny_model, lambda c: sae.encode(c[HOOK]), CORPUS, 4)
+    torch.testing.assert_close(top.values, values, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(top.density, (acts > 0).float().mean(0))
+    assert top.n_tokens == acts.shape[0] and top.n_examples == len(CORPUS)
+    for f in range(0, 48, 7):  # the kept example and position point back at the right token
+        if values[f, 0] > 0:
+            ex, pos = int(top.example[f, 0]), int(top.position[f, 0])
+            assert (ex % 7, pos) in {(e % 7, p) for e, p in where[f]}, f"feature {f}: {ex, pos} vs {where[f]}"
+            assert top.examples(f)[0]["token"] == CORPUS[ex].split()[pos]
+    assert count_hooks(tiny_model) == 0
+
+
+def test_neurons_use_the_same_streaming_path(gpt2_like):
+    top = interp.max_activating_examples(gpt2_like, (1, [3, 10]), CORPUS, k=3, batch_size=4, progress=False)
+    _, values, _ = naive_topk(gpt2_like, lambda c: c["blocks.1.mlp.hook_post"][..., [3, 10]], CORPUS, 3)
+    torch.testing.assert_close(top.values, values, atol=1e-5, rtol=1e-5)
+    assert top.kind == "neuron" and top.units.tolist() == [3, 10]
+    card = interp.feature_card(gpt2_like, (1, 10), examples=top)
+    assert card.unit == 10 and len(card.promoted) == 10 and card.plot().data
+    with pytest.raises(ValueError, match=r"neuron of layer 1 64 is out of range: expected an int in \[0, 64\)"):
+        interp.max_activating_examples(gpt2_like, (1, 64), CORPUS)
+    with pytest.raises(ValueError, match="out of range for a 3-layer model"):
+        interp.max_activating_examples(gpt2_like, (5, 0), CORPUS)
+
+
+def test_results_are_cached_and_reloadable(gpt2_like, tmp_path, monkeypatch):
+    import interp.features as features
+
+    sae = make_sae(gpt2_like)
+    first = interp.max_activating_examples(gpt2_like, sae, CORPUS, k=3, progress=False)
+    entries = list(tmp_path.glob("interp-cache/max_activating/*.safetensors"))
+    assert len(entries) == 1, f"expected one cache entry, found {entries}"
+    calls = []
+    real = features.harvest
+    monkeypatch.setattr(features, "harvest", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    again = interp.max_activating_examples(gpt2_like, sae, list(CORPUS), k=3, progress=False)
+    from_stream = interp.max_activating_examples(gpt2_like, sae, iter(CORPUS[:7]), k=3, progress=False)
+    reread = interp.max_activating_examples(gpt2_like, sae, CORPUS[:7], k=3, progress=False)
+    assert calls == [1], f"a cached result must not run the model again ({len(calls)} forward passes)"
+    assert torch.equal(first.values, again.values) and torch.equal(from_stream.values, reread.values)
+    path = first.save(tmp_path / "top.safetensors")
+    loaded = MaxActivatingExamples.load(path)
+    assert loaded.to_frame(5).equals(first.to_frame(5)) and torch.equal(loaded.hist, first.hist)
+    assert loaded.token_strs == first.token_strs
+
+
+def test_feature_card_shows_examples_histogram_density_and_output_tokens(tiny_model):
+    sae = make_sae(tiny_model)
+    top = interp.max_activating_examples(tiny_model, sae, CORPUS, k=5, progress=False)
+    f = int(top.density.argmax())
+    card = interp.feature_card(tiny_model, sae, f, examples=top, n_tokens=4)
+    effect = interp.sae.unembed(tiny_model, interp.sae.residual_directions(tiny_model, sae)[f][None])[0]
+    best = tiny_model.to_str_tokens(effect.topk(4).indices)
+    assert [t for t, _ in card.promoted] == best and card.promoted[0][1] > card.suppressed[0][1]
+    assert card.density == pytest.approx(float(top.density[f])) and card.density > 0
+    fig = card.plot()
+    kinds = sorted(trace.type for trace in fig.data)
+    assert kinds == ["bar", "bar", "heatmap"], f"card must draw examples, histogram and output tokens: {kinds}"
+    assert fig.data[0].text[0][top.before] == top.examples(f)[0]["token"], "the top token sits at the centre"
+    assert "density" in fig.layout.title.text
+    assert len(top.plot(f).data) == 2 and len(card.to_frame()) == len(top.examples(f))
+    with pytest.raises(KeyError, match="feature 3 was not tracked"):
+        interp.max_activating_examples(tiny_model, sae, CORPUS, features=[1, 2], progress=False).row(3)
+
+
+def test_bad_input(gpt2_like):
+    sae = make_sae(gpt2_like)
+    with pytest.raises(ValueError, match="is empty: expected at least one non-empty text"):
+        interp.max_activating_examples(gpt2_like, sae, ["", "  "], progress=False)
+    with pytest.raises(ValueError, match="is empty"):
+        interp.max_activating_examples(gpt2_like, sae, iter([]), progress=False)
+    with pytest.raises(ValueError, match=r"feature 48 is out of range: expected an int in \[0, 48\)"):
+        interp.max_activating_examples(gpt2_like, sae, CORPUS, features=[0, 48])
+    with pytest.raises(ValueError, match=r"feature -1 is out of range"):
+        interp.max_activating_examples(gpt2_like, sae, CORPUS, features=-1)
+    with pytest.raises(ValueError, match="contain duplicates"):
+        interp.max_activating_examples(gpt2_like, sae, CORPUS, features=[2, 2])
+    with pytest.raises(ValueError, match="k=0 must be an int >= 1"):
+        interp.max_activating_examples(gpt2_like, sae, CORPUS, k=0)
+    with pytest.raises(ValueError, match="d_in is 16"):
+        interp.max_activating_examples(gpt2_like, make_sae(gpt2_like, d_in=16), CORPUS)
+    with pytest.raises(ValueError, match=r"feature 99 is out of range: the SAE has 48 features"):
+        interp.feature_card(gpt2_like, sae, 99)
+
+
+def test_long_texts_are_cut_to_max_len(gpt2_like):
+    tokens, mask = encode_texts(gpt2_like, ["the cat " * 40, "hello"], max_len=10)
+    assert tokens.shape == (2, 10) and mask.sum(1).tolist() == [10, 2]
+    top = interp.max_activating_examples(gpt2_like, make_sae(gpt2_like), ["the cat " * 40], max_len=10, progress=False)
+    assert top.n_tokens == 9 and int(top.position.max()) <= 8
+
+
+# --- acceptance on the built-in model ---------------------------------------------------------
+
+
+def test_streaming_equals_naive_and_memory_is_flat_on_the_built_in_model(toy_model):
+    from interp.toy.corpus import documents
+
+    sae = interp.load_sae("toy")
+    hook = sae.cfg.metadata.hook_name
+    small = list(documents(120, seed=11))
+    top = interp.max_activating_examples(toy_model, sae, small, k=10, progress=False, cache=False)
+    acts, values, _ = naive_topk(toy_model, lambda c: sae.encode(c[hook]), small, 10)
+    err = float((top.values - values).abs().max())
+    assert err < 1e-4, f"streaming top-10 differs from the naive exact top-10 by {err:.2e}"
+    assert torch.equal(top.fired, (acts > 0).sum(0)), "densities must count exactly the same firing tokens"
+
+    def peak(n_docs):  # peak extra live heap (malloc, torch's CPU tensors included) and retained result bytes
+        texts = documents(n_docs, seed=12)  # a generator: the corpus is never held in memory
+        run = lambda: interp.max_activating_examples(toy_model, sae, texts, k=20, progress=False, cache=False)  # noqa
+        extra, result = peak_heap_extra(run)
+        retained = sum(getattr(result, n).nelement() * getattr(result, n).element_size() for n in (
+            "values", "example", "position", "context_tokens", "context_acts", "fired", "hist"))
+        return extra, retained, result.n_tokens
+
+    peak(50)  # warm-up
+    extra_small, kept_small, tokens_small = peak(150)
+    extra_big, kept_big, tokens_big = peak(1500)
+    assert tokens_big > 9 * tokens_small
+    assert kept_big == kept_small, f"retained result memory {kept_big} vs {kept_small} bytes"
+    ratio = extra_big / extra_small
+    assert ratio <= 1.10, (
+        f"peak extra heap {extra_big / 1e6:.2f} MB for {tokens_big} tokens vs {extra_small / 1e6:.2f} MB "
+        f"for {tokens_small} tokens: ratio {ratio:.3f} > 1.10"
+    )
+
+
+def peak_heap_extra(fn):
+    """`(peak extra bytes, fn())`: the live malloc heap (glibc `mallinfo2`: in-use blocks plus
+    mmapped chunks, so torch's CPU tensors count) sampled every 0.2 ms while `fn` runs, minus
+    the heap before; tracemalloc's Python-heap peak where glibc is unavailable."""
+    import ctypes
+    import gc
+    import threading
+    import time
+
+    gc.collect()
+    try:
+        class Info(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                        "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = Info
+    except (OSError, AttributeError):
+        tracemalloc.start()
+        out = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak, out
+
+    def in_use():
+        info = libc.mallinfo2()
+        return info.uordblks + info.hblkhd
+
+    base = in_use()
+    peak, done = [base], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], in_use())
+            time.sleep(0.0002)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        out = fn()
+    finally:
+        done.set()
+        thread.join()
+    return peak[0] - base, out

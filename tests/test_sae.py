@@ -1,0 +1,317 @@
+"""SAE loading, checking, feature activations, search and feature steering.
+
+Unit tests run on the tiny fixtures with tiny random sae-lens SAEs; the acceptance tests run on
+the built-in model and its shipped SAE (skipped until the model is trained).
+"""
+
+import warnings
+
+import pytest
+import torch
+
+import interp
+from interp.hooks import count_hooks
+from interp.sae import residual_directions, writing_weights_centred
+
+HOOK = "blocks.1.hook_resid_post"
+
+
+def make_sae(model, *, hook=HOOK, d_in=None, d_sae=48, seed=0, **meta):
+    """A tiny random sae-lens StandardSAE on `hook` of `model`."""
+    from sae_lens import StandardSAE, StandardSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    torch.manual_seed(seed)
+    metadata = SAEMetadata(hook_name=hook, model_name=model.cfg.model_name, **meta)
+    with warnings.catch_warnings():  # sae-lens' advice on loading the model when kwargs are set
+        warnings.simplefilter("ignore", UserWarning)
+        sae = StandardSAE(StandardSAEConfig(d_in=d_in or model.cfg.d_model, d_sae=d_sae, metadata=metadata))
+    with torch.no_grad():
+        sae.W_enc.normal_(0, 0.5)
+        sae.b_enc.fill_(-0.1)
+    return sae.eval()
+
+
+# --- check_sae ------------------------------------------------------------------------------
+
+
+def test_check_sae_accepts_a_matching_sae_and_says_what_differs(tiny_model):
+    interp.check_sae(tiny_model, make_sae(tiny_model))
+    with pytest.raises(ValueError, match=r"reads hook 'blocks.7.hook_resid_post'.*3 layers"):
+        interp.check_sae(tiny_model, make_sae(tiny_model, hook="blocks.7.hook_resid_post"))
+    with pytest.raises(ValueError, match=r"d_in is 16 but hook 'blocks.1.hook_resid_post'.* has width 32"):
+        interp.check_sae(tiny_model, make_sae(tiny_model, d_in=16))
+    sae = make_sae(tiny_model)
+    sae.cfg.metadata.model_name = "pythia-70m"
+    with pytest.raises(ValueError, match=r"trained on model 'pythia-70m', not 'tiny-"):
+        interp.check_sae(tiny_model, sae)
+    mlp = make_sae(tiny_model, hook="blocks.0.mlp.hook_post", d_in=tiny_model.cfg.d_mlp)
+    interp.check_sae(tiny_model, mlp)  # an MLP-neuron SAE: width d_mlp
+
+
+def test_check_sae_compares_weight_processing_and_fingerprint(gpt2_like):
+    from interp.cache import fingerprint
+
+    assert not writing_weights_centred(gpt2_like)
+    wants_centred = make_sae(gpt2_like, model_from_pretrained_kwargs={"center_writing_weights": True})
+    with pytest.raises(ValueError, match=r"center_writing_weights=True .* has uncentred writing weights"):
+        interp.check_sae(gpt2_like, wants_centred)
+    interp.check_sae(gpt2_like, make_sae(gpt2_like, model_from_pretrained_kwargs={}))
+    trained_for = make_sae(gpt2_like, interp_model_fingerprint="0123456789abcdef")
+    with pytest.raises(ValueError, match=r"other weights of 'tiny-gpt2' \(fingerprint 0123456789abcdef"):
+        interp.check_sae(gpt2_like, trained_for)
+    interp.check_sae(gpt2_like, make_sae(gpt2_like, interp_model_fingerprint=fingerprint(gpt2_like)))
+
+
+def test_centred_writing_weights_are_detected(gpt2_like):
+    import copy
+
+    centred = copy.deepcopy(gpt2_like)
+    with torch.no_grad():
+        for block in centred.blocks:
+            block.attn.W_O -= block.attn.W_O.mean(-1, keepdim=True)
+    assert writing_weights_centred(centred), "centring W_O along d_model must be detected"
+    with pytest.raises(ValueError, match=r"center_writing_weights=False .* has centred writing weights"):
+        interp.check_sae(centred, make_sae(centred, model_from_pretrained_kwargs={"center_writing_weights": False}))
+
+
+# --- load_sae -------------------------------------------------------------------------------
+
+
+def test_load_sae_names_valid_releases_and_ids_and_fails_offline_clearly():
+    with pytest.raises(ValueError, match=r"unknown SAE release 'gpt2-small-res-jbb'.*'gpt2-small-res-jb'"):
+        interp.load_sae("gpt2-small-res-jbb", "blocks.8.hook_resid_pre")
+    with pytest.raises(ValueError, match=r"unknown sae_id 'blocks.99.hook_resid_pre'.*'blocks.9.hook_resid_pre'"):
+        interp.load_sae("gpt2-small-res-jb", "blocks.99.hook_resid_pre")
+    with pytest.raises(interp.ModelNotAvailableError, match=r"hub could not be reached.*load_sae\('toy'\)"):
+        interp.load_sae("gpt2-small-res-jb", "blocks.8.hook_resid_pre", device="cpu")
+
+
+# --- feature activations and search ---------------------------------------------------------
+
+
+def test_feature_activations_are_the_sae_encoding_of_the_hook(tiny_model):
+    sae = make_sae(tiny_model)
+    fa = interp.feature_activations(tiny_model, sae, "the cat sat on the mat")
+    _, cache = tiny_model.run_with_cache(tiny_model.to_tokens("the cat sat on the mat"))
+    torch.testing.assert_close(fa.acts, sae.encode(cache[HOOK])[0])
+    assert fa.tokens == ("<bos>", "the", "cat", "sat", "on", "the", "mat") and fa.first == 1
+    feats, values = fa.top_features(5)
+    assert values.tolist() == sorted(values.tolist(), reverse=True) and (values > 0).all()
+    assert float(values[0]) == float(fa.acts[1:].max()), "top feature must be the prompt's strongest (after bos)"
+    frame = fa.to_frame(3)
+    assert list(frame.columns) == ["position", "token", "rank", "feature", "activation"] and len(frame) > 0
+    assert fa.active(2)[0][1] == float(fa.acts[2].max())
+    fig = fa.plot(4)
+    assert fig.data[0].type == "heatmap" and len(fig.data[0].y) == 4 and len(fig.data[0].x) == 7
+    assert count_hooks(tiny_model) == 0
+
+
+def test_search_by_text_ranks_by_max_activation_on_chosen_tokens(tiny_model):
+    sae = make_sae(tiny_model)
+    text = "the cat sat on the mat"
+    fa = interp.feature_activations(tiny_model, sae, text)
+    found = interp.search_features(tiny_model, sae, text=text, k=5, max_density=None)
+    best = fa.acts[1:].max(0).values
+    assert found.features.tolist() == best.topk(5).indices.tolist(), f"got {found.features.tolist()}"
+    on_cat = interp.search_features(tiny_model, sae, text=text, tokens=["cat"], k=3, max_density=None)
+    assert on_cat.features.tolist() == fa.acts[2].topk(3).indices.tolist()
+    assert interp.search_features(tiny_model, sae, text=text, tokens=[2], k=3, max_density=None).features.equal(
+        on_cat.features
+    )
+    assert list(found.to_frame().columns) == ["feature", "score", "density"]
+    assert found.plot().data[0].type == "bar"
+
+
+def test_search_by_promotes_finds_a_planted_feature_and_density_filters_it(tiny_model):
+    sae = make_sae(tiny_model)
+    paris = interp.token_id(tiny_model, "paris")
+    target = tiny_model.W_U[:, paris] - tiny_model.W_U.mean(1)
+    if getattr(tiny_model.ln_final, "w", None) is not None:
+        target = target * tiny_model.ln_final.w
+    with torch.no_grad():
+        sae.W_dec[7] = target / target.norm()
+    found = interp.search_features(tiny_model, sae, promotes=["paris"], k=3, max_density=None)
+    assert found.features[0] == 7, f"planted feature 7 should promote 'paris' most, got {found.features.tolist()}"
+    dirs = residual_directions(tiny_model, sae)
+    assert dirs.shape == (48, tiny_model.cfg.d_model)
+    density = torch.full((48,), 0.001)
+    density[7] = 0.5
+    filtered = interp.search_features(tiny_model, sae, promotes="paris", k=3, max_density=0.1, density=density)
+    assert 7 not in filtered and filtered.n_dense == 1, f"dense feature 7 must be dropped: {filtered.features.tolist()}"
+    assert filtered.density.tolist() == pytest.approx([0.001] * 3)
+
+
+def test_search_measures_density_on_a_corpus_when_asked(gpt2_like):
+    sae = make_sae(gpt2_like)
+    corpus = ["the cat sat on the mat", "paris is the capital of france", "the dog sat"]
+    found = interp.search_features(gpt2_like, sae, text="the cat sat", k=48, max_density=0.5, corpus=corpus)
+    top = interp.max_activating_examples(gpt2_like, sae, corpus, progress=False)
+    dense = set((top.density > 0.5).nonzero().flatten().tolist())
+    assert found.n_dense == len(dense) and not dense & set(found), f"{found.n_dense} vs {sorted(dense)}"
+
+
+def test_search_bad_input(gpt2_like):
+    sae = make_sae(gpt2_like)
+    with pytest.raises(ValueError, match="exactly one of text="):
+        interp.search_features(gpt2_like, sae)
+    with pytest.raises(ValueError, match="exactly one of text="):
+        interp.search_features(gpt2_like, sae, text="the cat", promotes=["paris"])
+    with pytest.raises(ValueError, match="give text= too"):
+        interp.search_features(gpt2_like, sae, promotes=["paris"], tokens=[1])
+    with pytest.raises(ValueError, match=r"token 'dog' is not in the text"):
+        interp.search_features(gpt2_like, sae, text="the cat", tokens=["dog"], max_density=None)
+    with pytest.raises(ValueError, match="k=0 must be an int >= 1"):
+        interp.search_features(gpt2_like, sae, text="the cat", k=0)
+    with pytest.raises(KeyError, match="'zebra' is not a single token"):
+        interp.search_features(gpt2_like, sae, promotes=["zebra"], max_density=None)
+    with pytest.raises(ValueError, match=r"d_in is 16"):
+        interp.search_features(gpt2_like, make_sae(gpt2_like, d_in=16), text="the cat")
+
+
+# --- feature steering -----------------------------------------------------------------------
+
+
+def test_feature_vector_is_the_decoder_row_and_steer_applies_it(gpt2_like):
+    sae = make_sae(gpt2_like)
+    v = interp.feature_vector(sae, 5, model=gpt2_like)
+    assert isinstance(v, interp.SteeringVector) and (v.site, v.layer) == ("resid_post", 1)
+    torch.testing.assert_close(v.direction, sae.W_dec[5].detach())
+    assert v.model_name == "tiny-gpt2" and v.fingerprint
+    from interp.steering import steering  # `interp.steering` is also the submodule's name
+
+    tokens = gpt2_like.to_tokens("the cat sat on the")
+    with steering(gpt2_like, v, alpha=4.0):
+        steered = gpt2_like(tokens)[0, -1]
+    with interp.hooked(gpt2_like, [(HOOK, lambda a, hook: a + 4.0 * sae.W_dec[5])]):
+        manual = gpt2_like(tokens)[0, -1]
+    torch.testing.assert_close(steered, manual)
+    result = interp.steer(gpt2_like, "the cat sat on the", v, alpha=4.0, max_new_tokens=2, chat=False)
+    assert len(result.steered) == 1 and count_hooks(gpt2_like) == 0
+    with pytest.raises(ValueError, match=r"feature 48 is out of range: the SAE has 48 features"):
+        interp.feature_vector(sae, 48)
+    with pytest.raises(ValueError, match="feature steering needs an SAE on one of the sites"):
+        interp.feature_vector(make_sae(gpt2_like, hook="blocks.0.attn.hook_z", d_in=32), 0)
+
+
+# --- acceptance on the built-in model and its shipped SAE -----------------------------------
+
+REFUSAL = "i cannot help with that"
+
+
+def harmful_turn(doc: str, position: int) -> bool:
+    """Is token `position` of `doc` inside a chat exchange whose request is harmful (refused)?"""
+    words = doc.split()
+    starts = [i for i in range(len(words) - 1) if words[i] == "user" and words[i + 1] == ":"]
+    start = max((i for i in starts if i <= position), default=None)
+    if start is None:
+        return False
+    end = min((i for i in starts if i > start), default=len(words))
+    return REFUSAL in " ".join(words[start:end])
+
+
+def about_france(doc: str, position: int) -> bool:
+    """Does the sentence holding token `position` of `doc` mention france, paris or french?"""
+    words = doc.split()
+    stops = [i for i, w in enumerate(words) if w in (".", ",", ";")]
+    start = max((i + 1 for i in stops if i < position), default=0)
+    end = min((i for i in stops if i >= position), default=len(words))
+    return bool({"france", "paris", "french"} & set(words[start : end + 1]))
+
+
+def share(top, docs, feature: int, judge) -> float:
+    """Fraction of the feature's top examples (all k must fire) that `judge` accepts."""
+    examples = top.examples(feature)
+    if len(examples) < top.k:
+        return 0.0
+    return sum(judge(docs[e["example"]], e["position"]) for e in examples) / len(examples)
+
+
+@pytest.fixture(scope="module")
+def toy_sae(toy_model):
+    return interp.load_sae("toy")
+
+
+@pytest.fixture(scope="module")
+def toy_top(toy_model, toy_sae):
+    from interp.toy.corpus import documents
+
+    docs = list(documents(3000, seed=21))
+    return docs, interp.max_activating_examples(toy_model, toy_sae, docs, k=20, cache=False, progress=False)
+
+
+def test_shipped_sae_reconstructs_its_layer(toy_model, toy_sae):
+    from interp.toy.corpus import documents
+    from interp.toy.sae_train import evaluate_sae
+
+    meta = toy_sae.cfg.metadata
+    interp.check_sae(toy_model, toy_sae)
+    measured = evaluate_sae(toy_model, toy_sae, list(documents(300, seed=31)))
+    assert measured["explained_variance"] >= 0.85, f"explained variance {measured} < 0.85 at {meta.hook_name}"
+    assert meta["explained_variance"] >= 0.85 and meta["l0"] > 0, f"recorded: {meta.to_dict()}"
+    assert meta["ce_loss_clean"] <= meta["ce_loss_with_sae"] < meta["ce_loss_zero_ablated"], (
+        f"spliced-in loss must be recorded between clean and zero-ablated: {meta.to_dict()}"
+    )
+    assert abs(measured["l0"] - meta["l0"]) < 2, f"L0 measured {measured['l0']} vs recorded {meta['l0']}"
+
+
+def test_shipped_sae_is_refused_for_other_weights(toy_model, toy_sae, monkeypatch):
+    import copy
+
+    other = copy.deepcopy(toy_model)
+    with torch.no_grad():
+        other.blocks[0].mlp.W_out.mul_(1.01)
+    with pytest.raises(ValueError, match="trained on other weights of 'toy'"):
+        interp.check_sae(other, toy_sae)
+    monkeypatch.setattr("interp.toy.load_toy", lambda **kw: other)
+    with pytest.raises(ValueError, match=r"retrain it with `python -m interp.toy.sae_train`"):
+        interp.load_sae("toy")
+
+
+def test_a_harmful_request_feature_is_found_by_text_search(toy_model, toy_sae, toy_top):
+    from interp.toy.corpus import chat_prompt, harmful_requests
+
+    docs, top = toy_top
+    shares = {f: share(top, docs, f, harmful_turn) for f in top.units.tolist()}
+    harmful = {f for f, s in shares.items() if s >= 0.9}
+    best = max(shares, key=shares.get)
+    assert harmful, f"no feature has >= 90% harmful-request top-20 examples; best is {best} at {shares[best]:.2f}"
+    requests = harmful_requests("heldout")[:8]
+    hits = []
+    for request in requests:
+        found = interp.search_features(toy_model, toy_sae, text=chat_prompt(request), k=5, density=top)
+        hits.append(bool(harmful & set(found)))
+    assert sum(hits) >= 7, (
+        f"{sum(hits)}/8 held-out harmful requests have a >=90%-harmful feature in their top 5 "
+        f"({len(harmful)} such features, e.g. {sorted(harmful)[:5]})"
+    )
+
+
+def france_feature(toy_model, toy_sae, toy_top):
+    """The best of the top-5 features promoting 'paris' whose top examples are mostly about france."""
+    docs, top = toy_top
+    found = interp.search_features(toy_model, toy_sae, promotes=["paris"], k=5, density=top)
+    shares = [(share(top, docs, f, about_france), rank, f) for rank, f in enumerate(found)]
+    return max(shares), shares
+
+
+def test_search_by_output_finds_a_france_feature(toy_model, toy_sae, toy_top):
+    (best, rank, feature), shares = france_feature(toy_model, toy_sae, toy_top)
+    assert best > 0.5, f"no top-5 'paris'-promoting feature has mostly france examples: (share, rank, feature) {shares}"
+
+
+def test_steering_with_a_country_feature_moves_capital_answers(toy_model, toy_sae, toy_top):
+    from interp.toy.corpus import COUNTRIES
+
+    docs, top = toy_top
+    (_, _, feature), _ = france_feature(toy_model, toy_sae, toy_top)
+    vector = interp.feature_vector(toy_sae, feature, model=toy_model)
+    prompts = [f"the capital of {c.country} is" for c in COUNTRIES if c.country != "france"][:24]
+    alpha = 2.0 * float(top.values[top.row(feature), 0])
+    result = interp.steer(toy_model, prompts, vector, alpha=alpha, max_new_tokens=1, chat=False)
+    steered = sum((s.split() or [""])[0] == "paris" for s in result.steered) / len(prompts)
+    before = sum((s.split() or [""])[0] == "paris" for s in result.baseline) / len(prompts)
+    assert before == 0 and steered >= 0.8, (
+        f"feature {feature} at alpha {alpha:.1f}: {steered:.0%} of answers become 'paris' (baseline {before:.0%}); "
+        f"{list(zip(prompts, result.steered))[:4]}"
+    )
