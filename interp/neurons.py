@@ -224,7 +224,7 @@ def rank_neurons(
             else:
                 repl = values.get(h, rows.repeat_interleave(d_mlp), units.repeat(len(rows)), width)
                 delta = repl.to(act).reshape(len(rows), d_mlp, -1).transpose(1, 2) - act  # [rows, pos, d_mlp]
-            scores[i] += (delta * g * live).float().sum((0, 1)).double().cpu()
+            scores[i] += (delta.float() * g.float() * live).sum((0, 1)).double().cpu()
     scores = (scores / len(prompts)).float()
     flat = {"decrease": scores, "increase": -scores, "magnitude": -scores.abs()}[by].flatten()
     order = flat.sort(stable=True).indices[:k]
@@ -389,7 +389,7 @@ def neuron_activations(
                        select=lambda a: a[..., index:index + 1])[target.hook]
         if skip_bos and model.cfg.default_prepend_bos:
             mask = mask.clone()
-            mask[torch.arange(len(mask)), (mask == 0).sum(1)] = 0
+            mask[torch.arange(len(mask), device=mask.device), (mask == 0).sum(1)] = 0
         top.update(acts, tokens, mask)
         valid = acts[..., 0].float()[mask.bool()]
         total, count = total + float(valid.sum()), count + valid.numel()
