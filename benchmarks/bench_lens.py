@@ -1,9 +1,11 @@
 """Logit lens at the last position, all layers, against one plain forward pass.
 
-The lens runs one forward that keeps only the last position of each layer's residual (and skips
-the forward's own final norm and unembedding), then normalizes and unembeds n_layers + 1 vectors
+The lens runs one forward, a block at a time, keeping only the last position of each layer's
+residual (and skipping the forward's own final norm and unembedding), then normalizes and
+unembeds n_layers + 1 vectors
 and reduces them to top-k, entropy, KL and a target's probability and rank. The baseline is
-`model(tokens)` on the same prompt, which fills the context (up to 128 tokens). The two are
+`model(tokens)`; both get the same token ids of a prompt that fills the context (up to 128
+tokens). The two are
 timed alternately and the best of each is kept (CPU time on a CPU, wall time on a GPU), so load
 on a shared machine hits both alike.
 Target: lens time / forward time <= 1.3.
@@ -33,20 +35,26 @@ def interleaved(
 ) -> dict[str, float]:
     """Best time of each function in seconds, timing them in turn each round.
 
-    On a CPU the clock is the process's CPU time: on a shared machine wall time also counts the
-    time other processes hold the cores, which says nothing about either side. On a GPU it is
-    wall time with a device synchronisation around each call.
+    On a CPU the clock is the process's CPU time with one torch thread: on a shared machine wall
+    time also counts the time other processes hold the cores, which says nothing about either
+    side. On a GPU it is wall time with a device synchronisation around each call.
     """
     clock = time.process_time if device.type == "cpu" else time.perf_counter
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # CPU time of idle-spinning worker threads would be noise
     best = {name: float("inf") for name in fns}
-    for i in range(warmup + rounds):
-        for name, fn in fns.items():
-            sync()
-            start = clock()
-            fn()
-            sync()
-            if i >= warmup:
-                best[name] = min(best[name], clock() - start)
+    try:
+        for i in range(warmup + rounds):
+            for name, fn in fns.items():
+                sync()
+                start = clock()
+                fn()
+                sync()
+                if i >= warmup:
+                    best[name] = min(best[name], clock() - start)
+    finally:
+        torch.set_num_threads(threads)
     return best
 
 
@@ -66,7 +74,7 @@ def run(model: HookedTransformer) -> list[Row]:
         model(tokens)
 
     def lens() -> None:
-        logit_lens(model, prompt, positions=-1, targets="berlin")
+        logit_lens(model, tokens, positions=-1, targets="berlin")
 
     t = interleaved({"forward": forward, "lens": lens}, tokens.device)
     ratio = t["lens"] / t["forward"]

@@ -347,6 +347,31 @@ def _positions(positions: int | Sequence[int] | None, n: int) -> list[int]:
     return sorted(set(out))
 
 
+def _layer_residuals(model: HookedTransformer, tokens: torch.Tensor, cols: list[int]) -> torch.Tensor:
+    """The embedding and every block's output at `cols`, from one forward pass.
+
+    The forward runs in stages (`stop_at_layer` / `start_at_layer`: the embedding, then one
+    block at a time), keeping only the wanted positions of each stage's output: no hooks to add
+    and remove, and the final norm and unembedding of the forward are skipped (the lens does its
+    own, only where needed). Shortformer models, whose blocks need the position embedding on the
+    side, are read with hooks instead.
+    """
+    index = torch.tensor(cols, device=tokens.device)
+    device = model.unembed.W_U.device  # blocks may sit on several devices
+    n = model.cfg.n_layers
+    if model.cfg.positional_embedding_type == "shortformer":
+        sites = [hook_name(model, "resid_pre", 0)] + [hook_name(model, "resid_post", i) for i in range(n)]
+        with record(model, sites, select=lambda act: act[:, index.to(act.device)]) as acts:
+            model(tokens, stop_at_layer=n)
+        return torch.stack([acts[s][0].to(device) for s in sites])
+    resid = model(tokens, stop_at_layer=0)
+    kept = [resid[0, index.to(resid.device)].to(device)]
+    for layer in range(n):
+        resid = model(resid, start_at_layer=layer, stop_at_layer=layer + 1)
+        kept.append(resid[0, index.to(resid.device)].to(device))
+    return torch.stack(kept)
+
+
 def _decode(model: HookedTransformer, ids: list[int]) -> dict[int, str]:
     unique = sorted(set(ids))
     return dict(
@@ -354,10 +379,42 @@ def _decode(model: HookedTransformer, ids: list[int]) -> dict[int, str]:
     )
 
 
+def _token_id(model: HookedTransformer, token: str | int) -> int:
+    """`interp.token_id` with a fast path: the same candidate spellings, looked up one by one
+    instead of building the whole vocabulary dict (which costs milliseconds on large vocabularies)."""
+    tok = model.tokenizer
+    if isinstance(token, str) and hasattr(tok, "convert_tokens_to_ids"):
+        unk = getattr(tok, "unk_token", None)
+        for candidate in (token, " " + token.lstrip(), "\u0120" + token.lstrip(), "\u2581" + token.lstrip()):
+            if candidate == unk:
+                continue
+            i = tok.convert_tokens_to_ids(candidate)
+            if isinstance(i, int) and i != getattr(tok, "unk_token_id", None):
+                return i
+    return token_id(model, token)
+
+
+def _check_tokens(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tensor:
+    """Validate a pre-tokenized prompt (`[pos]` or `[1, pos]`) and return it as `[1, pos]`."""
+    if tokens.ndim == 1:
+        tokens = tokens[None]
+    if tokens.ndim != 2 or tokens.shape[0] != 1:
+        raise ValueError(f"tokens must have shape [pos] or [1, pos], got {tuple(tokens.shape)}")
+    if tokens.shape[1] == 0:
+        raise ValueError("tokens are empty: expected at least one token")
+    if tokens.shape[1] > model.cfg.n_ctx:
+        raise ValueError(
+            f"prompt is {tokens.shape[1]} tokens long; the model's context is {model.cfg.n_ctx} tokens"
+        )
+    if tokens.is_floating_point() or int(tokens.min()) < 0 or int(tokens.max()) >= model.cfg.d_vocab:
+        raise ValueError(f"tokens must be integer ids in [0, {model.cfg.d_vocab})")
+    return tokens.to(next(model.parameters()).device)
+
+
 @torch.inference_mode()
 def logit_lens(
     model: HookedTransformer,
-    prompt: str,
+    prompt: str | Int[torch.Tensor, "pos"] | Int[torch.Tensor, "1 pos"],
     *,
     positions: int | Sequence[int] | None = None,
     targets: str | int | Sequence[str | int] = (),
@@ -367,13 +424,15 @@ def logit_lens(
 ) -> LogitLensResult:
     """Decode every layer's residual stream at the chosen positions of a prompt.
 
-    One forward pass (hooks keep only the requested positions, and the final norm and
-    unembedding of the forward itself are skipped), then per-layer normalization, unembedding
-    and soft-capping on the model's device, a chunk of positions at a time.
+    One forward pass, run a block at a time so that only the requested positions of each
+    block's output are kept (the forward's own final norm and unembedding are skipped), then
+    per-layer normalization, unembedding and soft-capping on the model's device, a chunk of
+    positions at a time.
 
     Args:
         model: any `HookedTransformer` with a tokenizer.
-        prompt: the text to read.
+        prompt: the text to read, or its token ids (`[pos]` or `[1, pos]`, used as given: BOS
+            is not added).
         positions: absolute token positions (BOS is 0; negatives count from the end), or None
             for all. For a long prompt, ask only for what you will look at.
         targets: tokens (strings or ids) whose probability and rank to track.
@@ -395,29 +454,23 @@ def logit_lens(
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= model.cfg.d_vocab:
         raise ValueError(f"k={k!r} must be an int in [1, {model.cfg.d_vocab}]")
     target_list = [targets] if isinstance(targets, (str, int)) else list(targets)
-    target_ids = [token_id(model, t) for t in target_list]
-    tokens, _ = tokenize(model, prompt, prepend_bos=prepend_bos)
+    target_ids = [_token_id(model, t) for t in target_list]
+    if isinstance(prompt, torch.Tensor):
+        tokens = _check_tokens(model, prompt)
+        prompt = model.tokenizer.decode(tokens[0])
+    else:
+        tokens, _ = tokenize(model, prompt, prepend_bos=prepend_bos)
     n_tok = tokens.shape[1]
     cols = _positions(positions, n_tok)
     n = model.cfg.n_layers
-    sites = [hook_name(model, "resid_pre", 0)] + [hook_name(model, "resid_post", i) for i in range(n)]
-    if len(cols) == n_tok:
-        select = None
-    else:
-        index = torch.tensor(cols, device=tokens.device)
-        select = lambda act: act[:, index.to(act.device)]  # noqa: E731
-    with record(model, sites, select=select) as acts:
-        model(tokens, stop_at_layer=n)  # the lens does its own norm + unembed, only where needed
-    device = model.unembed.W_U.device  # blocks may sit on several devices
-    resid = torch.stack([acts[s][0].to(device) for s in sites])  # [layer, pos, d_model]
-    del acts
+    resid = _layer_residuals(model, tokens, cols)  # [layer, pos, d_model]
 
     n_rows, d_vocab = n + 1, model.cfg.d_vocab
     step = chunk_positions or max(1, _CHUNK_ELEMENTS // (n_rows * d_vocab))
     tid = torch.tensor(target_ids, dtype=torch.long, device=resid.device)
     parts: dict[str, list[torch.Tensor]] = {k_: [] for k_ in ("ids", "probs", "ent", "kl", "tp", "tr")}
     starts = range(0, len(cols), step)
-    for start in tqdm(starts, desc="logit lens", disable=len(starts) < 8, leave=False):
+    for start in tqdm(starts, desc="logit lens", leave=False) if len(starts) >= 8 else starts:
         logits = final_logits(model, resid[:, start : start + step]).float()  # [layer, p, vocab]
         logp = logits.log_softmax(-1)
         probs = logp.exp()

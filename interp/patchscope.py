@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import sys
 import types
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,9 +86,15 @@ def _single_token(model: HookedTransformer, word: str) -> bool:
     return len(ids) == 1 and int(ids[0]) != getattr(model.tokenizer, "unk_token_id", None)
 
 
+_placeholders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> placeholder
+
+
 def placeholder_for(model: HookedTransformer) -> str:
     """The placeholder the presets use for this model: `"x"`, or `"?"` if `x` is not one known token."""
-    return PLACEHOLDER if _single_token(model, PLACEHOLDER) else FALLBACK_PLACEHOLDER
+    tok = model.tokenizer
+    if tok not in _placeholders:
+        _placeholders[tok] = PLACEHOLDER if _single_token(model, PLACEHOLDER) else FALLBACK_PLACEHOLDER
+    return _placeholders[tok]
 
 
 def target_prompt(model: HookedTransformer, preset: str, placeholder: str | None = None) -> str:
@@ -350,6 +357,7 @@ def patchscope(
     batch_size: int = 64,
     prepend_bos: bool = True,
     strategy: str = "auto",
+    relocate_position: bool = True,
 ) -> PatchscopeResult:
     """Decode a source prompt's hidden state by patching it into a target prompt and generating.
 
@@ -375,6 +383,10 @@ def patchscope(
             FLOPs; needed for back-patching and grids bigger than `batch_size`) or `"auto"`
             (the cheaper of the two that applies; see the module docstring). Both give the
             same result.
+        relocate_position: for models with learned absolute position embeddings (GPT-2 style,
+            the built-in model), swap the source position's embedding in the patched state for
+            the placeholder's (`state - W_pos[source] + W_pos[placeholder]`), so the target does
+            not read a second, wrong position there. No effect on rotary models (Gemma).
 
     Returns:
         A `PatchscopeResult` with one row per (source layer, target layer).
@@ -426,6 +438,10 @@ def patchscope(
     else:
         pairs = [(s, t) for s in sources for t in _layers(model, target_layers, "target_layers")]
 
+    shift = None
+    if relocate_position and model.cfg.positional_embedding_type == "standard":
+        with torch.no_grad():
+            shift = model.W_pos[ph_pos] - model.W_pos[src_pos]
     merged = sweep(
         model,
         src,
@@ -438,6 +454,7 @@ def patchscope(
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
         expected_id=expected_id,
+        shift=shift,
     )
     ids = merged["generated_ids"]
     decode = model.tokenizer.batch_decode

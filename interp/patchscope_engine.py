@@ -48,7 +48,12 @@ def _stack_rows(rows: Sequence[torch.Tensor], pad: int) -> tuple[torch.Tensor, t
 
 
 def _fused_hooks(
-    model: HookedTransformer, site: str, pairs: Sequence[tuple[int, int]], src_col: int, ph_col: int
+    model: HookedTransformer,
+    site: str,
+    pairs: Sequence[tuple[int, int]],
+    src_col: int,
+    ph_col: int,
+    shift: torch.Tensor | None,
 ) -> list:
     """Hooks for the one-pass sweep. Row 0 is the source, row i+1 is pair i: each layer's hook
     first keeps the source row's state (if that layer is a source), then writes the kept states
@@ -62,7 +67,7 @@ def _fused_hooks(
 
         def hook(act: torch.Tensor, hook, layer=layer, rows=rows, srcs=srcs) -> torch.Tensor:
             if layer in source_set:
-                stash[layer] = act[0, src_col].clone()
+                stash[layer] = act[0, src_col].clone() if shift is None else act[0, src_col] + shift
             if srcs:
                 act[rows.to(act.device), ph_col] = torch.stack([stash[s] for s in srcs])
             return act
@@ -233,6 +238,7 @@ def sweep(
     batch_size: int = 64,
     max_new_tokens: int = 1,
     expected_id: int | None = None,
+    shift: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run every (source layer, target layer) row of a patchscope and generate greedily.
 
@@ -246,6 +252,7 @@ def sweep(
         batch_size: rows per forward (one pass needs all rows in one batch).
         max_new_tokens: greedy tokens per row.
         expected_id: a token whose first-step probability and rank to report.
+        shift: `[d_model]` added to every source state before it is written (the position fix).
 
     Returns:
         `generated_ids` `[row, new]` (-1 after a batch stopped early at EOS), `first_probs`
@@ -274,7 +281,7 @@ def sweep(
         # each layer's hook copies its state into the target rows as the pass goes up the layers.
         pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
         tokens, mask, offsets = _stack_rows([src[0, : src_pos + 1]] + [tgt[0]] * len(pairs), pad)
-        hooks = _fused_hooks(model, site, pairs, src_col=src_pos + offsets[0], ph_col=ph_pos + offsets[1])
+        hooks = _fused_hooks(model, site, pairs, src_pos + offsets[0], ph_pos + offsets[1], shift)
         cache = (
             TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(pairs) + 1)
             if max_new_tokens > 1
@@ -296,6 +303,8 @@ def sweep(
         # Read the source states first, run the target tokens before the placeholder once (no
         # patch can reach them), then every batch of rows from the placeholder on, patched.
         states = _source_states(model, src, src_pos, site, sorted({s for s, _ in pairs}))
+        if shift is not None:
+            states = {layer: state + shift for layer, state in states.items()}
         prefix = _prefix_cache(model, tgt[:, :ph_pos])
         suffix = tgt[:, ph_pos:]
         chunks = range(0, len(pairs), batch_size)

@@ -58,6 +58,20 @@ def test_soft_cap_is_applied(word_tokenizer):
     assert gap > 1e-3, f"cap 0.5 should change the distribution; the uncapped one differs by only {gap:.2e}"
 
 
+def test_shortformer_model_reads_through_hooks(word_tokenizer):
+    """Shortformer blocks take the position embedding on the side: the lens falls back to hooks."""
+    from conftest import _model, gpt2_like_config
+
+    model = _model(
+        gpt2_like_config(len(word_tokenizer), positional_embedding_type="shortformer"), word_tokenizer, 4
+    )
+    lens = logit_lens(model, PROMPT, k=3)
+    logp = _model_logprobs(model, PROMPT)
+    err = (lens.top_probs[-1] - logp.topk(3).values.exp()).abs().max().item()
+    assert err < 1e-4, f"shortformer lens differs from the model by {err:.2e}"
+    assert count_hooks(model) == 0
+
+
 def test_matches_transformer_lens_accumulated_resid(tiny_model):
     """TransformerLens recomputes the final norm per layer for `accumulated_resid(apply_ln=True)`
     at the unembed: every layer of the lens must agree with it, not only the last."""
@@ -118,6 +132,24 @@ def test_selected_positions_match_full_run_and_one_forward(tiny_model):
     assert err < 1e-5, f"selected positions differ from the full lens by {err:.2e}"
     assert torch.equal(part.target_ranks, full.target_ranks[:, [1, 5]])
     assert count_hooks(tiny_model) == 0
+
+
+def test_token_input_equals_text_input(tiny_model):
+    text = logit_lens(tiny_model, PROMPT, targets=["paris", 7])
+    ids = tiny_model.to_tokens(PROMPT)
+    for tokens in (ids, ids[0]):
+        lens = logit_lens(tiny_model, tokens, targets=["paris", 7])
+        assert torch.equal(lens.top_ids, text.top_ids) and torch.allclose(lens.top_probs, text.top_probs)
+        assert torch.equal(lens.target_ranks, text.target_ranks) and lens.tokens == text.tokens
+    assert lens.target_ids[1] == 7 and lens.targets[0] == "paris"
+    with pytest.raises(ValueError, match=r"shape \[pos\] or \[1, pos\]"):
+        logit_lens(tiny_model, ids.expand(2, -1))
+    with pytest.raises(ValueError, match="integer ids in"):
+        logit_lens(tiny_model, ids + tiny_model.cfg.d_vocab)
+    with pytest.raises(ValueError, match="context is 48 tokens"):
+        logit_lens(tiny_model, ids.repeat(1, 10))
+    with pytest.raises(ValueError, match="tokens are empty"):
+        logit_lens(tiny_model, ids[:, :0])
 
 
 def test_lookups_views_and_plots(gemma2_like):

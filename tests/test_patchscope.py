@@ -13,11 +13,14 @@ SOURCE = "the cat sat on the mat"
 LONG_SOURCE = "the big dog sat on the mat , the small cat sat on the mat"
 
 
-def _reference(model, source, src_pos, target, ph_pos, s, t, site, n_new, expected):
-    """Plain, slow patchscope: no KV cache; every full pass re-applies the patch to the prompt."""
+def _reference(model, source, src_pos, target, ph_pos, s, t, site, n_new, expected, relocate=True):
+    """Plain, slow patchscope: no KV cache; every full pass re-applies the patch to the prompt.
+    With learned positions, the state's source position embedding is swapped for the target's."""
     with torch.inference_mode():
         _, cache = model.run_with_cache(model.to_tokens(source))
         state = cache[hook_name(model, site, s)][0, src_pos]
+        if relocate and model.cfg.positional_embedding_type == "standard":
+            state = state - model.W_pos[src_pos] + model.W_pos[ph_pos]
         toks = model.to_tokens(target)
 
         def patch(act, hook):
@@ -105,6 +108,68 @@ def test_back_patching_and_resid_post_equal_reference(tiny_model):
             f"source {s} -> 0: {res.generated_ids[i].tolist()} vs {ids}"
         )
         assert abs(float(res.expected_probs[i]) - p) < 1e-5, (float(res.expected_probs[i]), p)
+
+
+def test_relocate_position_swaps_the_position_embedding(gpt2_like):
+    """GPT-2-style states carry their position's embedding; by default it is moved to the
+    placeholder's position, and relocate_position=False patches the raw state."""
+    target = "the capital of ? is"
+    for relocate in (True, False):
+        res = patchscope(
+            gpt2_like,
+            LONG_SOURCE,
+            source_position="cat",
+            target=target,
+            placeholder="?",
+            source_layers=[0, 2],
+            expected="paris",
+            max_new_tokens=2,
+            relocate_position=relocate,
+        )
+        for i, s in enumerate(res.source_layers):
+            ids, p = _reference(
+                gpt2_like,
+                LONG_SOURCE,
+                res.source_position,
+                target,
+                res.placeholder_position,
+                s,
+                s,
+                "resid_pre",
+                2,
+                res.expected_id,
+                relocate=relocate,
+            )
+            assert res.generated_ids[i].tolist() == ids, (relocate, s, res.generated_ids[i].tolist(), ids)
+            assert abs(float(res.expected_probs[i]) - p) < 1e-5, (
+                relocate,
+                s,
+                float(res.expected_probs[i]),
+                p,
+            )
+    moved = patchscope(
+        gpt2_like,
+        LONG_SOURCE,
+        source_position="cat",
+        target=target,
+        placeholder="?",
+        source_layers=0,
+        expected="paris",
+        max_new_tokens=1,
+    )
+    raw = patchscope(
+        gpt2_like,
+        LONG_SOURCE,
+        source_position="cat",
+        target=target,
+        placeholder="?",
+        source_layers=0,
+        expected="paris",
+        max_new_tokens=1,
+        relocate_position=False,
+    )
+    gap = abs(float(moved.expected_probs[0] - raw.expected_probs[0]))
+    assert gap > 1e-6, f"relocating the position should change the result; gap {gap:.2e}"
 
 
 @pytest.mark.parametrize("strategy", ["one_pass", "shared_prefix"])
@@ -279,7 +344,7 @@ def test_toy_identity_decodes_the_source_token_at_layer_0(toy_model):
     for word in sample:
         res = interp.patchscope(
             toy_model,
-            f"we talked about {word} today .",
+            f"i want to see {word} one day .",
             source_position=word,
             target="identity",
             source_layers=0,
