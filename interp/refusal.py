@@ -12,7 +12,8 @@ prompts by three numbers:
 - **KL**: the KL divergence of the next-token distribution at the last position of harmless
   prompts under ablation (must stay small: the direction should not carry much else).
 
-Candidates from the last 20% of layers are skipped (they tend to act directly on the output).
+Candidates from the last 20% of layers, and always the last layer, are skipped: directions
+there act on the output tokens directly rather than on the decision to refuse.
 The refusal score is the log-odds of the refusal tokens (`i` for the built-in model; `I`,
 `As`, `Sorry` for real models) at the last position. Generated text is judged by refusal
 phrases (`refusal_rate`); side effects on harmless text by `harmless_kl`.
@@ -331,10 +332,11 @@ def select_direction(
     """Pick a refusal direction among the difference-of-means candidates, Arditi-style.
 
     Every (layer, position) candidate from `harmful` minus `harmless` in the first
-    `max_layer_frac` of the layers is scored on the validation prompts; those whose induce
-    score exceeds `induce_threshold` and whose KL stays below `kl_threshold` are eligible, and
-    the eligible one with the lowest bypass score wins (the lowest bypass overall, with a
-    warning, when none is eligible). Candidates share forward passes as separate batch rows.
+    `max_layer_frac` of the layers (never the last layer) is scored on the validation prompts;
+    those whose induce score exceeds `induce_threshold` and whose KL stays below `kl_threshold`
+    are eligible, and the eligible one with the lowest bypass score wins (the lowest bypass
+    overall, with a warning, when none is eligible). Candidates share forward passes as
+    separate batch rows.
 
     Args:
         harmful, harmless: training requests (raw; wrapped in the chat template).
@@ -356,7 +358,8 @@ def select_direction(
     ids = refusal_token_ids(model, refusal_tokens)
     vs = mean_difference(model, harmful, harmless, layers=layers, site=site, positions=positions, chat=chat,
                          batch_size=batch_size, cache=cache)  # fmt: skip
-    max_layer = max(1, math.ceil(max_layer_frac * model.cfg.n_layers))  # layers >= this are skipped
+    n = model.cfg.n_layers  # layers >= max_layer are skipped; the last one always (it acts on the output)
+    max_layer = max(1, min(math.ceil(max_layer_frac * n), n - 1))
     cands = [(i, j) for i, layer in enumerate(vs.layers) if layer < max_layer for j in range(len(vs.positions))]
     if not cands:
         raise ValueError(f"no candidate layers below {max_layer} (max_layer_frac={max_layer_frac}); got {vs.layers}")

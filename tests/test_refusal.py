@@ -70,12 +70,13 @@ def test_harmless_kl(gpt2_like):
 
 def test_select_direction_scores_agree_with_the_helpers(gpt2_like):
     sel = select_direction(gpt2_like, HARM, SAFE, val_harmful=HARM[:3], val_harmless=SAFE[:3], batch_size=4,
-                           kl_threshold=math.inf, induce_threshold=-math.inf, max_layer_frac=0.67)  # fmt: skip
-    assert isinstance(sel, DirectionSelection) and sel.max_layer == 3 and sel.eligible.shape == (3, 1)
-    sel2 = select_direction(gpt2_like, HARM, SAFE, val_harmful=HARM[:3], val_harmless=SAFE[:3], max_layer_frac=0.5,
+                           kl_threshold=math.inf, induce_threshold=-math.inf, max_layer_frac=1.0)  # fmt: skip
+    assert isinstance(sel, DirectionSelection) and sel.eligible.shape == (3, 1)
+    assert sel.max_layer == 2 and torch.isnan(sel.bypass[2, 0]), "the last layer must never be a candidate"
+    sel2 = select_direction(gpt2_like, HARM, SAFE, val_harmful=HARM[:3], val_harmless=SAFE[:3], max_layer_frac=0.3,
                             kl_threshold=math.inf, induce_threshold=-math.inf)  # fmt: skip
-    assert sel2.max_layer == 2 and torch.isnan(sel2.bypass[2, 0]) and not sel2.eligible[2, 0]
-    for layer in range(3):
+    assert sel2.max_layer == 1 and torch.isnan(sel2.bypass[1:, 0]).all() and not sel2.eligible[1:, 0].any()
+    for layer in range(2):
         v = sel.vectors[layer]
         with steering(gpt2_like, v, mode="ablate"):
             bypass = float(refusal_score(gpt2_like, HARM[:3]).mean())
@@ -85,7 +86,7 @@ def test_select_direction_scores_agree_with_the_helpers(gpt2_like):
         got = (float(sel.bypass[layer, 0]), float(sel.induce[layer, 0]), float(sel.kl[layer, 0]))
         for name, a, b in zip(("bypass", "induce", "kl"), got, (bypass, induce, kl)):
             assert abs(a - b) < 1e-4, f"layer {layer} {name}: batched candidates {a} vs one at a time {b}"
-    assert sel.layer == int(sel.bypass.argmin()), "with no filters the lowest bypass score wins"
+    assert sel.layer == int(sel.bypass.nan_to_num(math.inf).argmin()), "with no filters the lowest bypass wins"
     frame = sel.to_frame()
     assert len(frame) == 3 and frame["chosen"].sum() == 1 and isinstance(sel.plot(), go.Figure)
     with pytest.raises(ValueError, match="val_harmful has 1 prompt"):
@@ -99,7 +100,7 @@ def test_select_direction_on_a_chat_model_uses_template_positions(word_tokenizer
     chat = _model(gpt2_like_config(len(word_tokenizer), model_name="toy"), word_tokenizer, seed=5)
     with pytest.warns(UserWarning, match="no candidate passed"):
         sel = select_direction(chat, HARM, SAFE, val_harmful=HARM, val_harmless=SAFE, kl_threshold=-1.0)
-    assert sel.vectors.positions == (-2, -1) and sel.bypass.shape == (3, 2)
+    assert sel.vectors.positions == (-2, -1) and sel.bypass.shape == (3, 2) and sel.layer < 2
     assert sel.position in (-2, -1) and sel.vector.layer == sel.layer
 
 
