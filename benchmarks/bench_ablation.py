@@ -1,20 +1,29 @@
 """Neuron ablation, attribution ranking and neuron top-k, each against the plain passes they replace.
 
 - `ablate_neurons` (clean and ablated runs, batched, last-position unembedding only, statistics)
-  against two plain batched forwards of the same prompts: target <= 1.3.
+  against what it replaces by hand: tokenizing the prompts and two plain batched forwards
+  (clean, and with a hook): target <= 1.3.
 - `rank_neurons` attribution of every MLP neuron (one forward + one backward, no verification)
-  against one plain forward: target <= 4; the detail column gives the speed-up over ablating
-  every neuron one at a time (n_layers * d_mlp forwards, extrapolated from the forward time).
+  against tokenizing and one plain forward: target <= 4; the detail column gives the speed-up
+  over ablating every neuron one at a time (n_layers * d_mlp forwards, extrapolated from the
+  forward time).
 - `neuron_activations` over a corpus (tokenize, forward to the neuron's layer, streaming top-k)
   against `harvest` at that layer on the same pre-tokenized batches, tokens/s: target >= 0.8.
+
+Each pair is timed in turn, round after round, keeping the best of each: CPU time of the process
+with one torch thread on a CPU (so other processes on a shared machine do not count), wall time
+with synchronisation on a GPU.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import torch
 from transformer_lens import HookedTransformer
 
-from benchmarks.common import Row, best_time
+from benchmarks.common import Row, sync
 from interp.ablation import ablate_neurons, token_logprob
 from interp.hooks import harvest
 from interp.models import tokenize
@@ -26,40 +35,71 @@ PROMPTS = [f"the {s} near the {a}" for s in SUBJECTS for a in ATTRACTORS]  # 64 
 CORPUS = [f"{p} is old . the capital of france is paris . we visited france last year ." for p in PROMPTS] * 4
 
 
+def _paired(a: Callable[[], object], b: Callable[[], object], device: torch.device,
+            rounds: int = 7) -> tuple[float, float]:
+    """Best times of `a` and `b`, timed alternately (one warm-up round)."""
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    best = [float("inf"), float("inf")]
+    try:
+        for i in range(rounds + 1):
+            for j, fn in enumerate((a, b)):
+                sync()
+                start = clock()
+                fn()
+                sync()
+                if i:
+                    best[j] = min(best[j], clock() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return best[0], best[1]
+
+
 def run(model: HookedTransformer) -> list[Row]:
-    tokens, mask = tokenize(model, PROMPTS)
+    device = next(model.parameters()).device
+    tokens, mask = tokenize(model, PROMPTS)  # for the plain forward the extrapolation uses
     layer = model.cfg.n_layers // 2
     neurons = [(layer, i) for i in range(0, model.cfg.d_mlp, max(1, model.cfg.d_mlp // 10))][:10]
     rows = []
 
     @torch.inference_mode()
     def two_forwards() -> None:
-        model(tokens, attention_mask=mask)
-        model(tokens, attention_mask=mask)
+        t, m = tokenize(model, PROMPTS)
+        model(t, attention_mask=m)
+        model(t, attention_mask=m)
 
     def ablate() -> None:
         ablate_neurons(model, PROMPTS, neurons, tokens=["is", "are"], batch_size=64, progress=False)
 
-    t_base, t_abl = best_time(two_forwards, repeat=7), best_time(ablate, repeat=7)
+    t_base, t_abl = _paired(two_forwards, ablate, device)
     ratio = t_abl / t_base
-    rows.append(Row("ablate_neurons (clean + ablated) / two forwards", ratio, "<= 1.3", ratio <= 1.3,
-                    f"{len(PROMPTS)} prompts, 10 neurons; {t_abl * 1e3:.1f} ms vs {t_base * 1e3:.1f} ms"))
+    rows.append(Row(
+        "ablate_neurons (clean + ablated) / tokenize + two forwards", ratio, "<= 1.3", ratio <= 1.3,
+        f"{len(PROMPTS)} prompts, 10 neurons; {t_abl * 1e3:.1f} ms vs {t_base * 1e3:.1f} ms",
+    ))
 
     @torch.inference_mode()
     def one_forward() -> None:
-        model(tokens, attention_mask=mask)
+        t, m = tokenize(model, PROMPTS)
+        model(t, attention_mask=m)
 
     metric = token_logprob(model, "is")
 
     def attribution() -> None:
         rank_neurons(model, PROMPTS, metric, k=10, verify=False, batch_size=64, progress=False)
 
-    t_fwd, t_attr = best_time(one_forward, repeat=7), best_time(attribution, repeat=5)
+    t_fwd, t_attr = _paired(one_forward, attribution, device)
+    plain = torch.inference_mode()(lambda: model(tokens, attention_mask=mask))
+    t_plain, _ = _paired(plain, lambda: None, device)
     n_neurons = model.cfg.n_layers * model.cfg.d_mlp
     ratio = t_attr / t_fwd
-    rows.append(Row("rank_neurons attribution, all neurons / one forward", ratio, "<= 4", ratio <= 4,
-                    f"{n_neurons} neurons scored; {n_neurons * t_fwd / t_attr:.0f}x faster than one ablation "
-                    f"forward per neuron"))
+    rows.append(Row(
+        "rank_neurons attribution, all neurons / tokenize + one forward", ratio, "<= 4", ratio <= 4,
+        f"{n_neurons} neurons scored; {n_neurons * t_plain / t_attr:.0f}x faster than "
+        "one ablation forward per neuron",
+    ))
 
     batches = [tokenize(model, CORPUS[i:i + 32]) for i in range(0, len(CORPUS), 32)]
     n_tokens = sum(int(m.sum()) for _, m in batches)
@@ -71,7 +111,7 @@ def run(model: HookedTransformer) -> list[Row]:
     def topk() -> None:
         neuron_activations(model, CORPUS, layer, 3, k=20, batch_size=32, progress=False)
 
-    t_h, t_k = best_time(harvest_only, repeat=5), best_time(topk, repeat=5)
+    t_h, t_k = _paired(harvest_only, topk, device, rounds=5)
     ratio = t_h / t_k  # tokens/s of neuron_activations over tokens/s of harvest
     rows.append(Row("neuron_activations / harvest alone, tokens/s", ratio, ">= 0.8", ratio >= 0.8,
                     f"{len(CORPUS)} texts, {n_tokens} tokens, layer {layer}; "

@@ -26,6 +26,16 @@ PROMPTS = [
 REFERENCE = ["the keys to the cabinet are", "how do i make bread ?", "big cat", "the dog sat"]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small batches on tiny models: one thread is as fast, and far faster on a loaded machine
+    (two OpenMP threads on two busy cores spend most of their time waiting for each other)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _manual_logprobs(model, prompt, hooks):
     """Last-position log-probs of one unpadded prompt with hand-written hooks."""
     tokens = model.to_tokens(prompt)

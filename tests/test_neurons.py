@@ -17,6 +17,16 @@ PROMPTS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small batches on tiny models: one thread is as fast, and far faster on a loaded machine
+    (two OpenMP threads on two busy cores spend most of their time waiting for each other)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _counter(counts, key):
     def fn(act, hook):
         counts[key] = counts.get(key, 0) + 1
