@@ -23,18 +23,22 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# The submodule `interp.toy.evaluate` is imported here and its function then bound to the same
+# name, so `interp.toy.evaluate(model)` is always the function (the module stays importable as
+# `from interp.toy.evaluate import ToyEval`). The module imports torch lazily.
+from interp.toy.evaluate import THRESHOLDS, ToyEval, evaluate
+
 if TYPE_CHECKING:
     import torch
     from transformer_lens import HookedTransformer
-
-    from interp.toy.evaluate import ToyEval
 
 TOY_DIR = Path(__file__).resolve().parent / "artifacts"
 """Folder of the shipped artifacts (config, weights, tokenizer, loss curve, eval.json)."""
 
 RETRAIN_HINT = "retrain the built-in model with `python -m interp.toy.train` (about 15 minutes on CPU)"
 
-__all__ = ["TOY_DIR", "ToyArtifactError", "evaluate", "load_toy", "shipped_eval"]
+__all__ = ["THRESHOLDS", "TOY_DIR", "ToyArtifactError", "ToyEval", "evaluate", "load_toy",
+           "shipped_eval"]
 
 
 class ToyArtifactError(RuntimeError):
@@ -101,7 +105,7 @@ def load_toy(
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
-        model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+        model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=True)
     expected = dict(model.named_parameters())
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -114,21 +118,9 @@ def load_toy(
                                 f"{tuple(expected[name].shape)}")
         if not torch.isfinite(tensor).all():
             raise _fail(folder, f"weight {name} holds non-finite values")
-    model.load_state_dict(state, strict=False)
-    model.to(device=cfg.device, dtype=cfg.dtype)
+    model.load_state_dict(state, strict=False)  # copies into the model's device and dtype
     model.eval()
     return model
-
-
-def evaluate(model: HookedTransformer, **kwargs) -> ToyEval:  # noqa: ANN003
-    """Held-out accuracy of every planted skill; see `interp.toy.evaluate.evaluate`.
-
-    Example:
-        >>> evaluate(load_toy()).to_frame()
-    """
-    from interp.toy.evaluate import evaluate as _evaluate
-
-    return _evaluate(model, **kwargs)
 
 
 def shipped_eval(folder: str | Path | None = None) -> ToyEval:
@@ -138,8 +130,6 @@ def shipped_eval(folder: str | Path | None = None) -> ToyEval:
         >>> shipped_eval().capital
         1.0
     """
-    from interp.toy.evaluate import ToyEval
-
     folder = Path(folder) if folder is not None else TOY_DIR
     path = folder / "eval.json"
     if not path.is_file():

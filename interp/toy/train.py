@@ -9,7 +9,7 @@ step count, so a run with `--steps N` and a seed is reproducible (`--minutes` on
 
 Command line (writes the artifacts shipped in `interp/toy/artifacts/` by default):
 
-    python -m interp.toy.train --steps 4000 --minutes 15
+    python -m interp.toy.train                # the shipped run: 1600 steps, seed 0
     python -m interp.toy.train --tiny --steps 50 --out /tmp/toy   # a quick smoke run
 
 Outputs: `config.json`, `model.safetensors`, the tokenizer files, `loss.csv`, `loss.html`,
@@ -38,6 +38,7 @@ from interp.toy import corpus
 from interp.toy.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, build_tokenizer
 
 TOY_DIR = Path(__file__).resolve().parent / "artifacts"
+DEFAULT_STEPS = 1600
 
 # HookedTransformerConfig fields written to config.json (everything needed to rebuild the model).
 CONFIG_FIELDS = (
@@ -71,8 +72,8 @@ def model_config(
     d_vocab: int,
     *,
     n_layers: int = 4,
-    d_model: int = 192,
-    n_heads: int = 6,
+    d_model: int = 128,
+    n_heads: int = 4,
     d_mlp: int | None = None,
     n_ctx: int = 64,
     seed: int = 0,
@@ -241,12 +242,13 @@ def train(
     train_cfg: TrainConfig | None = None,
     *,
     out_dir: str | Path | None = None,
-    max_steps: int = 4000,
+    max_steps: int = DEFAULT_STEPS,
     max_minutes: float | None = None,
     seed: int = 0,
     tiny: bool = False,
     progress: bool = True,
     evaluate_after: bool | None = None,
+    stop_after: int | None = None,
 ) -> list[float]:
     """Train the built-in model and (if `out_dir` is given) write its artifacts there.
 
@@ -262,6 +264,8 @@ def train(
         progress: Show a tqdm progress bar.
         evaluate_after: Run the held-out evaluation and write `eval.json` (default: when
             writing artifacts of a non-tiny model).
+        stop_after: Stop after this many steps without changing the schedule (to check that
+            a run reproduces the start of a longer one).
 
     Returns:
         The loss of every step.
@@ -278,9 +282,29 @@ def train(
     torch.manual_seed(seed)
     random.seed(seed)
 
-    import tempfile
+    if out_dir is None:  # the tokenizer still needs a folder while the model is built
+        import tempfile
 
-    tok_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="toy-tok-"))
+        with tempfile.TemporaryDirectory(prefix="toy-tokenizer-") as tmp:
+            return _train(cfg, train_cfg, Path(tmp), None, max_steps, max_minutes, seed, tiny,
+                          progress, False, stop_after)
+    return _train(cfg, train_cfg, Path(out_dir), Path(out_dir), max_steps, max_minutes, seed,
+                  tiny, progress, evaluate_after, stop_after)
+
+
+def _train(
+    cfg: HookedTransformerConfig | None,
+    train_cfg: TrainConfig,
+    tok_dir: Path,
+    out_dir: Path | None,
+    max_steps: int,
+    max_minutes: float | None,
+    seed: int,
+    tiny: bool,
+    progress: bool,
+    evaluate_after: bool | None,
+    stop_after: int | None,
+) -> list[float]:
     tokenizer = build_tokenizer(corpus.vocabulary(), tok_dir)
     vocab = tokenizer.get_vocab()
     if [vocab[t] for t in SPECIAL_TOKENS] != list(range(len(SPECIAL_TOKENS))):
@@ -303,6 +327,8 @@ def train(
     bar = tqdm(range(max_steps), desc="training toy model", disable=not progress,
                dynamic_ncols=True, mininterval=2.0)
     for step in bar:
+        if stop_after is not None and step >= stop_after:
+            break
         lr = train_cfg.lr * _lr_factor(step, max_steps, train_cfg)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -354,7 +380,8 @@ def train(
 def main(argv: list[str] | None = None) -> None:
     """Command line entry point (`python -m interp.toy.train`)."""
     parser = argparse.ArgumentParser(description="Train the built-in toy model on CPU.")
-    parser.add_argument("--steps", type=int, default=4000, help="optimiser steps (default 4000)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                        help=f"optimiser steps (default {DEFAULT_STEPS})")
     parser.add_argument("--minutes", type=float, default=None, help="stop early after M minutes")
     parser.add_argument("--out", default=str(TOY_DIR), help=f"artifact folder (default {TOY_DIR})")
     parser.add_argument("--seed", type=int, default=0)
@@ -362,8 +389,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--d-model", type=int, default=192)
-    parser.add_argument("--heads", type=int, default=6)
+    parser.add_argument("--d-model", type=int, default=128)
+    parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
     args = parser.parse_args(argv)
     train_cfg = replace(TrainConfig(), batch_size=args.batch_size, lr=args.lr)
