@@ -38,10 +38,11 @@ def _reference(model, source, src_pos, target, ph_pos, s, t, site, n_new, expect
     return ids, first
 
 
-@pytest.mark.parametrize("strategy", ["one_pass", "shared_prefix"])
-@pytest.mark.parametrize("source", [SOURCE, LONG_SOURCE])
+@pytest.mark.parametrize(
+    ("source", "strategy"), [(SOURCE, "one_pass"), (LONG_SOURCE, "one_pass"), (LONG_SOURCE, "shared_prefix")]
+)
 def test_kv_cache_generation_equals_no_cache_reference(tiny_model, source, strategy):
-    """Both strategies, with a source shorter and longer than the target (left padding)."""
+    """Both strategies; one pass with a source shorter and one longer than the target (padding)."""
     target = "cat -> cat ; dog -> dog ; hello -> hello ; ? ->"
     res = patchscope(
         tiny_model,
@@ -50,7 +51,7 @@ def test_kv_cache_generation_equals_no_cache_reference(tiny_model, source, strat
         target=target,
         placeholder="?",
         expected="dog",
-        max_new_tokens=5,
+        max_new_tokens=4,
         strategy=strategy,
     )
     for i, (s, t) in enumerate(zip(res.source_layers, res.target_layers)):
@@ -63,7 +64,7 @@ def test_kv_cache_generation_equals_no_cache_reference(tiny_model, source, strat
             s,
             t,
             "resid_pre",
-            5,
+            4,
             res.expected_id,
         )
         assert res.generated_ids[i].tolist() == ids, (
@@ -339,7 +340,7 @@ def test_toy_identity_decodes_the_source_token_at_layer_0(toy_model):
     from interp.toy.corpus import COUNTRIES, copy_words
 
     words = copy_words()
-    sample = sorted({*words[:: max(1, len(words) // 60)], *(c.capital for c in COUNTRIES[::4])})
+    sample = sorted({*words[:: max(1, len(words) // 40)], *(c.capital for c in COUNTRIES[::4])})
     hits = []
     for word in sample:
         res = interp.patchscope(
@@ -387,11 +388,11 @@ def test_toy_relation_patchscope_finds_capitals(toy_model):
 
 def test_toy_batched_sweep_equals_per_layer_runs(toy_model):
     source, word = "my friend is from japan .", "japan"
-    for target in ("identity", "capital", "description"):
-        sweep = interp.patchscope(toy_model, source, source_position=word, target=target, max_new_tokens=4)
+    for target in ("identity", "capital"):
+        sweep = interp.patchscope(toy_model, source, source_position=word, target=target, max_new_tokens=3)
         per = [
             interp.patchscope(
-                toy_model, source, source_position=word, target=target, source_layers=layer, max_new_tokens=4
+                toy_model, source, source_position=word, target=target, source_layers=layer, max_new_tokens=3
             ).generations[0]
             for layer in range(toy_model.cfg.n_layers)
         ]
