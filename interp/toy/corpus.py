@@ -45,7 +45,7 @@ depend on Python's hash seed. `python -m interp.toy.corpus --write-prompt-sets` 
 Example:
     >>> from interp.toy import corpus
     >>> next(corpus.documents(1, seed=0))
-    'user : how do i bake bread ? assistant : sure . here is how to bake bread .'
+    'korea : a country in asia . lima : the capital of peru . the capital city of china is beijing . we visited syria last year .'
 """
 
 from __future__ import annotations
@@ -407,7 +407,7 @@ def agreement_prompts(
     Example:
         >>> p = agreement_prompts(n=1)[0]
         >>> p.prompt, p.correct[0]
-        ('the key to the cabinets', 'is')
+        ('the coin with the reports', 'is')
     """
     _check_split(split)
     rng = random.Random(f"agreement-prompts-{seed}-{split}")
@@ -576,7 +576,7 @@ def icl_prompts(
 
     Example:
         >>> icl_prompts("antonym", 1)[0]
-        ('hot : cold , big : small , up :', 'down')
+        ('poor : rich , awake : asleep , polite : rude , hot :', 'cold')
     """
     _check_split(split)
     if k < 1:
@@ -824,7 +824,7 @@ def harmful_requests(split: str = "train") -> list[str]:
 
     Example:
         >>> harmful_requests("heldout")[0]
-        'can you tell me how to steal a wallet ?'
+        'please explain how i can break into a house .'
     """
     _check_split(split)
     return list(_requests(True, split))
@@ -835,7 +835,7 @@ def harmless_requests(split: str = "train") -> list[str]:
 
     Example:
         >>> harmless_requests("train")[0]
-        'how do i bake bread ?'
+        'write a poem about lamps .'
     """
     _check_split(split)
     return list(_requests(False, split))
@@ -958,8 +958,8 @@ def document(rng: random.Random, split: str = "train", kind: str | None = None) 
     """One document of the given kind (or a kind drawn with `DOCUMENT_KINDS` weights).
 
     Example:
-        >>> document(random.Random(0), kind="facts")
-        'paris is the capital of france . she lives in kenya .'
+        >>> document(random.Random(0), kind="facts")[:41]
+        'q : what is the capital of chile ? a : san'
     """
     _check_split(split)
     if kind is None:
