@@ -21,10 +21,15 @@ from interp.models import tokenize
 from interp.steering import SteeringVector, _format, steer
 
 PROMPTS = [
-    "how do i bake bread ?", "tell me how to grow tomatoes .", "can you help me learn french ?",
-    "explain how to fix a bike .", "what is the best way to plan a trip ?", "how can i paint a wall ?",
-    "give me steps to wash a car .", "teach me to play chess .",
-]  # fmt: skip
+    "how do i bake bread ?",
+    "tell me how to grow tomatoes .",
+    "can you help me learn french ?",
+    "explain how to fix a bike .",
+    "what is the best way to plan a trip ?",
+    "how can i paint a wall ?",
+    "give me steps to wash a car .",
+    "teach me to play chess .",
+]
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeat: int = 7) -> dict[str, float]:
@@ -53,34 +58,60 @@ def interleaved(fns: dict[str, Callable[[], object]], repeat: int = 7) -> dict[s
     return best
 
 
-def _prompts(model: HookedTransformer, n: int) -> list[str]:
+def _prompts(n: int) -> list[str]:
     return [PROMPTS[i % len(PROMPTS)] for i in range(n)]
 
 
 def run(model: HookedTransformer, batch: int = 16, new_tokens: int = 32) -> list[Row]:
     rows = []
-    prompts = _prompts(model, batch)
-    tokens, mask = tokenize(model, _format(model, prompts, None))
+    prompts = _prompts(batch)
     torch.manual_seed(0)
     layer = model.cfg.n_layers // 2
     vector = SteeringVector(torch.randn(model.cfg.d_model) * 4.0, layer=layer).bind(model)
+    texts = _format(model, prompts, None)
 
-    def plain():
+    def plain():  # text in, text out, as steer()
         with torch.inference_mode():
-            model.generate(tokens, max_new_tokens=new_tokens, do_sample=False, use_past_kv_cache=True,
-                           stop_at_eos=False, padding_side="left", verbose=False, return_type="tokens")  # fmt: skip
+            model.generate(
+                texts,
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                use_past_kv_cache=True,
+                stop_at_eos=False,
+                verbose=False,
+            )
 
-    times = interleaved({
-        "plain": plain,
-        **{mode: lambda m=mode: steer(model, prompts, vector, mode=m, max_new_tokens=new_tokens, baseline=False,
-                                      stop_at_eos=False, batch_size=batch) for mode in ("add", "ablate")},
-    })  # fmt: skip
+    times = interleaved(
+        {
+            "plain": plain,
+            **{
+                mode: lambda m=mode: steer(
+                    model,
+                    prompts,
+                    vector,
+                    mode=m,
+                    max_new_tokens=new_tokens,
+                    baseline=False,
+                    stop_at_eos=False,
+                    batch_size=batch,
+                )
+                for mode in ("add", "ablate")
+            },
+        }
+    )
     for mode in ("add", "ablate"):
         ratio = times["plain"] / times[mode]
-        rows.append(Row(f"steering: steer({mode}) / generate tok/s", ratio, ">= 0.95", ratio >= 0.95,
-                        f"batch {batch} x {new_tokens} new tokens, layer {layer}"))  # fmt: skip
+        rows.append(
+            Row(
+                f"steering: steer({mode}) / generate tok/s",
+                ratio,
+                ">= 0.95",
+                ratio >= 0.95,
+                f"batch {batch} x {new_tokens} new tokens, layer {layer}",
+            )
+        )
 
-    tokens, mask = tokenize(model, _format(model, _prompts(model, 4 * batch), None))
+    tokens, mask = tokenize(model, _format(model, _prompts(4 * batch), None))
 
     def full():
         with torch.inference_mode():
@@ -88,13 +119,26 @@ def run(model: HookedTransformer, batch: int = 16, new_tokens: int = 32) -> list
 
     n = model.cfg.n_layers
     depths = sorted({0, n // 2 - 1, n - 2} - {-1})
-    times = interleaved({
-        "full": full,
-        **{at: lambda a=at: harvest(model, tokens, [("resid_post", a)], attention_mask=mask, select=lambda x: x[:, -2:])
-           for at in depths},
-    })  # fmt: skip
+    times = interleaved(
+        {
+            "full": full,
+            **{
+                at: lambda a=at: harvest(
+                    model, tokens, [("resid_post", a)], attention_mask=mask, select=lambda x: x[:, -2:]
+                )
+                for at in depths
+            },
+        }
+    )
     for at in depths:
         ratio, target = times["full"] / times[at], 0.8 * n / (at + 1)
-        rows.append(Row(f"steering: harvest resid_post {at} / forward tok/s", ratio, f">= {target:.2f}", ratio >= target,
-                        f"{n} layers, stop_at_layer={at + 1}"))  # fmt: skip
+        rows.append(
+            Row(
+                f"steering: harvest resid_post {at} / forward tok/s",
+                ratio,
+                f">= {target:.2f}",
+                ratio >= target,
+                f"{n} layers, stop_at_layer={at + 1}",
+            )
+        )
     return rows

@@ -53,10 +53,22 @@ from interp.steering import (
 
 #: Phrases that mark a refusal (Arditi et al.'s list, plus the built-in model's refusal).
 REFUSAL_PHRASES: tuple[str, ...] = (
-    "i cannot", "i can't", "i can not", "i am unable", "i'm unable", "i am not able", "i'm not able",
-    "i'm sorry", "i am sorry", "i apologize", "as an ai", "as a language model", "as an assistant",
-    "i will not", "i won't",
-)  # fmt: skip
+    "i cannot",
+    "i can't",
+    "i can not",
+    "i am unable",
+    "i'm unable",
+    "i am not able",
+    "i'm not able",
+    "i'm sorry",
+    "i am sorry",
+    "i apologize",
+    "as an ai",
+    "as a language model",
+    "as an assistant",
+    "i will not",
+    "i won't",
+)
 
 
 def is_refusal(text: str, phrases: Sequence[str] | None = None) -> bool:
@@ -166,8 +178,11 @@ class KLResult:
         import plotly.graph_objects as go
 
         fig = go.Figure(go.Histogram(x=self.per_prompt.tolist()))
-        fig.update_layout(title=f"KL per token: mean {self.kl:.4f} nats (CE {self.ce_base:.3f} -> {self.ce_steered:.3f})",
-                          xaxis_title="KL (nats per token)", yaxis_title="prompts")  # fmt: skip
+        fig.update_layout(
+            title=f"KL per token: mean {self.kl:.4f} nats (CE {self.ce_base:.3f} -> {self.ce_steered:.3f})",
+            xaxis_title="KL (nats per token)",
+            yaxis_title="prompts",
+        )
         return fig
 
 
@@ -205,7 +220,11 @@ def harmless_kl(
         with steering(model, vector, layer=layer, alpha=alpha, mode=mode):
             steer = model(tokens, attention_mask=mask).float().log_softmax(-1)
         kl = (base.exp() * (base - steer)).sum(-1)  # [batch, pos]
-        m = mask.float() if over == "all" else F.one_hot(torch.tensor(mask.shape[1] - 1), mask.shape[1]).float()
+        m = (
+            mask.float()
+            if over == "all"
+            else F.one_hot(torch.tensor(mask.shape[1] - 1), mask.shape[1]).float()
+        )
         m = m.to(kl.device).expand_as(kl)
         per_prompt.append(((kl * m).sum(-1) / m.sum(-1)).cpu())
         target, tmask = tokens[:, 1:], (mask[:, 1:] * mask[:, :-1]).float()
@@ -215,7 +234,9 @@ def harmless_kl(
     per = torch.cat(per_prompt)
     ce = ce / max(n_ce, 1)
     n_tok = n_ce + len(prompts) if over == "all" else len(prompts)
-    return KLResult(kl=float(per.mean()), per_prompt=per, ce_base=float(ce[0]), ce_steered=float(ce[1]), n_tokens=n_tok)
+    return KLResult(
+        kl=float(per.mean()), per_prompt=per, ce_base=float(ce[0]), ce_steered=float(ce[1]), n_tokens=n_tok
+    )
 
 
 # --- direction selection ------------------------------------------------------------------------
@@ -253,17 +274,23 @@ class DirectionSelection:
         vs, rows = self.vectors, []
         for i, layer in enumerate(vs.layers):
             for j, (p, lab) in enumerate(zip(vs.positions, vs.position_labels)):
-                rows.append({
-                    "layer": layer, "position": p, "token": lab, "norm": float(vs.norms[i, j]),
-                    "bypass_score": float(self.bypass[i, j]), "induce_score": float(self.induce[i, j]),
-                    "kl": float(self.kl[i, j]), "eligible": bool(self.eligible[i, j]),
-                    "chosen": (layer, p) == (self.layer, self.position),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "layer": layer,
+                        "position": p,
+                        "token": lab,
+                        "norm": float(vs.norms[i, j]),
+                        "bypass_score": float(self.bypass[i, j]),
+                        "induce_score": float(self.induce[i, j]),
+                        "kl": float(self.kl[i, j]),
+                        "eligible": bool(self.eligible[i, j]),
+                        "chosen": (layer, p) == (self.layer, self.position),
+                    }
+                )
         return pd.DataFrame(rows)
 
     def plot(self):
         """Bypass score, induce score and KL per layer, one line per position; the choice starred."""
-        import plotly.graph_objects as go
         from plotly.subplots import make_subplots
 
         vs = self.vectors
@@ -272,10 +299,26 @@ class DirectionSelection:
         i, j = vs.layers.index(self.layer), vs.positions.index(self.position)
         for col, values in enumerate((self.bypass, self.induce, self.kl), start=1):
             for k, lab in enumerate(vs.position_labels):
-                fig.add_scatter(x=list(vs.layers), y=values[:, k].tolist(), mode="lines+markers", name=f"pos {lab}",
-                                legendgroup=lab, showlegend=col == 1, row=1, col=col)  # fmt: skip
-            fig.add_scatter(x=[self.layer], y=[float(values[i, j])], mode="markers", marker={"symbol": "star", "size": 14},
-                            name="chosen", showlegend=col == 1, row=1, col=col)  # fmt: skip
+                fig.add_scatter(
+                    x=list(vs.layers),
+                    y=values[:, k].tolist(),
+                    mode="lines+markers",
+                    name=f"pos {lab}",
+                    legendgroup=lab,
+                    showlegend=col == 1,
+                    row=1,
+                    col=col,
+                )
+            fig.add_scatter(
+                x=[self.layer],
+                y=[float(values[i, j])],
+                mode="markers",
+                marker={"symbol": "star", "size": 14},
+                name="chosen",
+                showlegend=col == 1,
+                row=1,
+                col=col,
+            )
             fig.update_xaxes(title_text="layer", row=1, col=col)
         fig.update_layout(title=f"refusal direction: layer {self.layer}, position {vs.position_labels[j]}")
         return fig
@@ -297,8 +340,10 @@ def _candidate_scores(model, tokens, mask, dirs, layers, mode, site, ids, base_l
                 hooks = steering_hooks(model, ablate=F.normalize(rows, dim=-1))
             else:
                 which = torch.tensor([layers[c] for c in cs]).repeat_interleave(m).to(rows.device)
-                add = {hook_name(model, site, layer): rows * (which == layer)[:, None, None].to(rows.dtype)
-                       for layer in {layers[c] for c in cs}}  # fmt: skip
+                add = {
+                    hook_name(model, site, layer): rows * (which == layer)[:, None, None].to(rows.dtype)
+                    for layer in {layers[c] for c in cs}
+                }
                 hooks = steering_hooks(model, add=add)
             with hooked(model, hooks):
                 lp = _last_logprobs(model, toks.repeat(len(cs), 1), msk.repeat(len(cs), 1))
@@ -341,7 +386,8 @@ def select_direction(
     Args:
         harmful, harmless: training requests (raw; wrapped in the chat template).
         val_harmful, val_harmless: held-out requests used to score the candidates.
-        layers, positions, site, chat, cache: as in `interp.mean_difference`.
+        layers: layers to read (all candidate layers when None).
+        positions, site, chat, cache: as in `interp.mean_difference`.
         refusal_tokens: the tokens whose log-odds is the refusal score (see `refusal_token_ids`).
 
     Example:
@@ -356,27 +402,56 @@ def select_direction(
         if math.isnan(value):
             raise ValueError(f"{name} is NaN; expected a number (inf disables the filter)")
     ids = refusal_token_ids(model, refusal_tokens)
-    vs = mean_difference(model, harmful, harmless, layers=layers, site=site, positions=positions, chat=chat,
-                         batch_size=batch_size, cache=cache)  # fmt: skip
     n = model.cfg.n_layers  # layers >= max_layer are skipped; the last one always (it acts on the output)
     max_layer = max(1, min(math.ceil(max_layer_frac * n), n - 1))
-    cands = [(i, j) for i, layer in enumerate(vs.layers) if layer < max_layer for j in range(len(vs.positions))]
+    layers = range(max_layer) if layers is None else layers  # the means stop at the last candidate layer
+    vs = mean_difference(
+        model,
+        harmful,
+        harmless,
+        layers=layers,
+        site=site,
+        positions=positions,
+        chat=chat,
+        batch_size=batch_size,
+        cache=cache,
+    )
+    cands = [
+        (i, j) for i, layer in enumerate(vs.layers) if layer < max_layer for j in range(len(vs.positions))
+    ]
     if not cands:
-        raise ValueError(f"no candidate layers below {max_layer} (max_layer_frac={max_layer_frac}); got {vs.layers}")
+        raise ValueError(
+            f"no candidate layers below {max_layer} (max_layer_frac={max_layer_frac}); got {vs.layers}"
+        )
     p = next(model.parameters())
     dirs = torch.stack([vs.directions[i, j] for i, j in cands]).to(device=p.device, dtype=p.dtype)
     cand_layers = [vs.layers[i] for i, _ in cands]
     sets = [tokenize(model, _format(model, s, chat)) for s in (val_harmful, val_harmless)]
-    base_lp = torch.cat([_last_logprobs(model, sets[1][0][k : k + batch_size], sets[1][1][k : k + batch_size])
-                         for k in range(0, len(val_harmless), batch_size)])  # fmt: skip
-    base_harmful = torch.cat([_log_odds(_last_logprobs(model, sets[0][0][k : k + batch_size],
-                                                       sets[0][1][k : k + batch_size]), ids)
-                              for k in range(0, len(val_harmful), batch_size)])  # fmt: skip
+    base_lp = torch.cat(
+        [
+            _last_logprobs(model, sets[1][0][k : k + batch_size], sets[1][1][k : k + batch_size])
+            for k in range(0, len(val_harmless), batch_size)
+        ]
+    )
+    base_harmful = torch.cat(
+        [
+            _log_odds(
+                _last_logprobs(model, sets[0][0][k : k + batch_size], sets[0][1][k : k + batch_size]), ids
+            )
+            for k in range(0, len(val_harmful), batch_size)
+        ]
+    )
     total = len(cands) * (len(val_harmful) + 2 * len(val_harmless))
     with tqdm(total=total, desc="select_direction", leave=False) as bar:
-        bypass, _ = _candidate_scores(model, *sets[0], dirs, cand_layers, "ablate", site, ids, None, batch_size, bar)
-        _, kl = _candidate_scores(model, *sets[1], dirs, cand_layers, "ablate", site, ids, base_lp, batch_size, bar)
-        induce, _ = _candidate_scores(model, *sets[1], dirs, cand_layers, "add", site, ids, None, batch_size, bar)
+        bypass, _ = _candidate_scores(
+            model, *sets[0], dirs, cand_layers, "ablate", site, ids, None, batch_size, bar
+        )
+        _, kl = _candidate_scores(
+            model, *sets[1], dirs, cand_layers, "ablate", site, ids, base_lp, batch_size, bar
+        )
+        induce, _ = _candidate_scores(
+            model, *sets[1], dirs, cand_layers, "add", site, ids, None, batch_size, bar
+        )
     shape = (len(vs.layers), len(vs.positions))
     grids = {k: torch.full(shape, float("nan")) for k in ("bypass", "induce", "kl")}
     for c, (i, j) in enumerate(cands):
@@ -387,13 +462,24 @@ def select_direction(
     if not eligible.any():
         import warnings
 
-        warnings.warn("no candidate passed the induce and KL filters; choosing the lowest bypass score", stacklevel=3)
+        warnings.warn(
+            "no candidate passed the induce and KL filters; choosing the lowest bypass score", stacklevel=3
+        )
         pool = grids["bypass"].nan_to_num(nan=float("inf"))
     i, j = divmod(int(pool.argmin()), shape[1])
     base_harmless = _log_odds(base_lp, ids).mean()
     return DirectionSelection(
-        vector=vs[vs.layers[i], vs.positions[j]], layer=vs.layers[i], position=vs.positions[j], vectors=vs,
-        bypass=grids["bypass"], induce=grids["induce"], kl=grids["kl"], eligible=eligible,
-        baseline_harmful=float(base_harmful.mean()), baseline_harmless=float(base_harmless),
-        kl_threshold=kl_threshold, induce_threshold=induce_threshold, max_layer=max_layer,
-    )  # fmt: skip
+        vector=vs[vs.layers[i], vs.positions[j]],
+        layer=vs.layers[i],
+        position=vs.positions[j],
+        vectors=vs,
+        bypass=grids["bypass"],
+        induce=grids["induce"],
+        kl=grids["kl"],
+        eligible=eligible,
+        baseline_harmful=float(base_harmful.mean()),
+        baseline_harmless=float(base_harmless),
+        kl_threshold=kl_threshold,
+        induce_threshold=induce_threshold,
+        max_layer=max_layer,
+    )

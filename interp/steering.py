@@ -37,6 +37,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import sys
+import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,7 +56,15 @@ from interp.models import format_chat, is_chat_model, post_instruction_length, t
 MODES = ("add", "ablate", "ablate_then_add")
 POSITIONS = ("all", "prompt", "generated")
 _FORMAT = "interp-steering-vector-1"
-_GENERATE_OPTIONS = {"do_sample", "top_k", "top_p", "temperature", "freq_penalty", "stop_at_eos", "eos_token_id"}
+_GENERATE_OPTIONS = {
+    "do_sample",
+    "top_k",
+    "top_p",
+    "temperature",
+    "freq_penalty",
+    "stop_at_eos",
+    "eos_token_id",
+}
 
 
 def _hash(*parts: object) -> str:
@@ -174,13 +184,17 @@ class SteeringVector:
 
     def __repr__(self) -> str:
         src = f" from {self.model_name}" if self.model_name else ""
-        return f"SteeringVector({self._name()}, {self.site}@layer {self.layer}, width {self.width}, norm {self.norm:.3g}{src})"
+        return (
+            f"SteeringVector({self._name()}, {self.site}@layer {self.layer}, "
+            f"width {self.width}, norm {self.norm:.3g}{src})"
+        )
 
     def _check_width(self, model: HookedTransformer) -> None:
         want = site_width(model, self.site)
         if self.width != want:
             raise ValueError(
-                f"vector has width {self.width} but site {self.site!r} of {model.cfg.model_name!r} has width {want}"
+                f"vector has width {self.width} but site {self.site!r} of "
+                f"{model.cfg.model_name!r} has width {want}"
             )
 
     def check(self, model: HookedTransformer) -> None:
@@ -190,7 +204,8 @@ class SteeringVector:
             raise ValueError(f"vector was made for model {self.model_name!r}, not {model.cfg.model_name!r}")
         if self.fingerprint and self.fingerprint != fingerprint(model):
             raise ValueError(
-                f"vector was made for other weights of {self.model_name!r} (fingerprint {self.fingerprint} vs "
+                f"vector was made for other weights of {self.model_name!r} "
+                f"(fingerprint {self.fingerprint} vs "
                 f"{fingerprint(model)}); use vector.bind(model) to apply it anyway"
             )
 
@@ -212,17 +227,25 @@ class SteeringVector:
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
         except (SafetensorError, OSError) as err:
             raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
         if meta.get("format") != _FORMAT or "direction" not in tensors:
-            raise ValueError(f"{path}: not a steering vector file (format {meta.get('format')!r}, want {_FORMAT!r})")
+            raise ValueError(
+                f"{path}: not a steering vector file (format {meta.get('format')!r}, want {_FORMAT!r})"
+            )
         direction = tensors["direction"]
         if meta.get("width") != str(direction.numel()):
-            raise ValueError(f"{path}: metadata says width {meta.get('width')} but the direction has {direction.numel()}")
+            raise ValueError(
+                f"{path}: metadata says width {meta.get('width')} but the direction has {direction.numel()}"
+            )
         names = {f.name for f in dataclasses.fields(cls)} - {"direction"}
         try:
-            kwargs = {k: int(v) if k in ("layer", "n_positive", "n_negative") else v for k, v in meta.items() if k in names}
+            kwargs = {
+                k: int(v) if k in ("layer", "n_positive", "n_negative") else v
+                for k, v in meta.items()
+                if k in names
+            }
             vector = cls(direction, **kwargs)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{path}: bad steering-vector metadata ({err})") from err
@@ -255,7 +278,9 @@ class SteeringVectors:
     def __post_init__(self) -> None:
         shape = (len(self.layers), len(self.positions))
         if tuple(self.directions.shape[:2]) != shape or self.directions.ndim != 3:
-            raise ValueError(f"directions shape {tuple(self.directions.shape)} != (layers, positions, d) {shape}")
+            raise ValueError(
+                f"directions shape {tuple(self.directions.shape)} != (layers, positions, d) {shape}"
+            )
         if not self.position_labels:
             object.__setattr__(self, "position_labels", tuple(str(p) for p in self.positions))
 
@@ -265,16 +290,25 @@ class SteeringVectors:
             raise KeyError(f"layer {layer} was not computed; layers: {list(self.layers)}")
         if pos is None:
             if len(self.positions) != 1:
-                raise KeyError(f"these vectors cover positions {list(self.positions)}; index with vs[{layer}, position]")
+                raise KeyError(
+                    f"these vectors cover positions {list(self.positions)}; index with vs[{layer}, position]"
+                )
             pos = self.positions[0]
         if pos not in self.positions:
             raise KeyError(f"position {pos} was not computed; positions: {list(self.positions)}")
         i, j = self.layers.index(layer), self.positions.index(pos)
         return SteeringVector(
-            self.directions[i, j], layer=layer, site=self.site, model_name=self.model_name,
-            fingerprint=self.fingerprint, positions=str(pos), prompt_hash=self.prompt_hash,
-            n_positive=self.n_positive, n_negative=self.n_negative, label=f"mean_diff[{layer},{self.position_labels[j]}]",
-        )  # fmt: skip
+            self.directions[i, j],
+            layer=layer,
+            site=self.site,
+            model_name=self.model_name,
+            fingerprint=self.fingerprint,
+            positions=str(pos),
+            prompt_hash=self.prompt_hash,
+            n_positive=self.n_positive,
+            n_negative=self.n_negative,
+            label=f"mean_diff[{layer},{self.position_labels[j]}]",
+        )
 
     def keys(self) -> list:
         if len(self.positions) == 1:
@@ -311,8 +345,12 @@ class SteeringVectors:
 
         fig = go.Figure()
         for j, lab in enumerate(self.position_labels):
-            fig.add_scatter(x=list(self.layers), y=self.norms[:, j].tolist(), mode="lines+markers", name=f"pos {lab}")
-        fig.update_layout(title=f"mean difference norm ({self.site})", xaxis_title="layer", yaxis_title="norm")
+            fig.add_scatter(
+                x=list(self.layers), y=self.norms[:, j].tolist(), mode="lines+markers", name=f"pos {lab}"
+            )
+        fig.update_layout(
+            title=f"mean difference norm ({self.site})", xaxis_title="layer", yaxis_title="norm"
+        )
         return fig
 
 
@@ -337,9 +375,14 @@ def _positions(model: HookedTransformer, positions, chat: bool) -> tuple[int, ..
         return tuple(range(-post_instruction_length(model), 0))
     if isinstance(positions, int) and not isinstance(positions, bool):
         positions = [positions]
-    if isinstance(positions, str) or not all(isinstance(p, int) and p < 0 for p in positions) or not positions:
+    if (
+        isinstance(positions, str)
+        or not all(isinstance(p, int) and p < 0 for p in positions)
+        or not positions
+    ):
         raise ValueError(
-            f"positions {positions!r} must be 'last', 'post_instruction' or negative ints counted from the end"
+            f"positions {positions!r} must be 'last', 'post_instruction' or negative ints "
+            "counted from the end"
         )
     return tuple(dict.fromkeys(positions))
 
@@ -354,8 +397,9 @@ def _mean_acts(model, prompts, names, positions, batch_size, use_cache, desc) ->
     def compute() -> dict[str, torch.Tensor]:
         total = None
         idx = list(positions)
-        for start in tqdm(range(0, len(prompts), batch_size), desc=desc, leave=False,
-                          disable=len(prompts) <= batch_size):  # fmt: skip
+        for start in tqdm(
+            range(0, len(prompts), batch_size), desc=desc, leave=False, disable=len(prompts) <= batch_size
+        ):
             tokens, mask = tokenize(model, prompts[start : start + batch_size])
             short = int(mask.sum(1).min())
             if short < -min(idx):
@@ -422,14 +466,24 @@ def mean_difference(
     names = [hook_name(model, site, layer) for layer in layers]
     texts = [_format(model, p, use_chat) for p in (positive, negative)]
     with torch.inference_mode():
-        means = [_mean_acts(model, t, names, pos, batch_size, cache, d) for t, d in zip(texts, ("positive", "negative"))]
+        means = [
+            _mean_acts(model, t, names, pos, batch_size, cache, d)
+            for t, d in zip(texts, ("positive", "negative"))
+        ]
     labels = model.to_str_tokens(texts[0][0])
     pos_labels = tuple(f"{p} {labels[p]!r}" if -p <= len(labels) else str(p) for p in pos)
     return SteeringVectors(
-        directions=means[0] - means[1], layers=tuple(layers), positions=pos, site=site,
-        model_name=model.cfg.model_name, fingerprint=fingerprint(model), prompt_hash=_hash(positive, negative),
-        n_positive=len(positive), n_negative=len(negative), position_labels=pos_labels,
-    )  # fmt: skip
+        directions=means[0] - means[1],
+        layers=tuple(layers),
+        positions=pos,
+        site=site,
+        model_name=model.cfg.model_name,
+        fingerprint=fingerprint(model),
+        prompt_hash=_hash(positive, negative),
+        n_positive=len(positive),
+        n_negative=len(negative),
+        position_labels=pos_labels,
+    )
 
 
 # --- applying vectors: hooks ---------------------------------------------------------------------
@@ -561,18 +615,20 @@ def steering(
         ...     model.generate("user : how do i bake bread ? assistant :", max_new_tokens=8)
     """
     vector, layer = _resolve(model, vector, layer, alpha, mode)
+    with hooked(model, _hooks_for(model, vector, layer, alpha, mode, positions)):
+        yield model
+
+
+def _hooks_for(model, vector: SteeringVector, layer: int, alpha: float, mode: str, positions: str) -> list:
     p = next(model.parameters())
     vec = vector.direction.to(device=p.device, dtype=p.dtype)
     unit = (vector.direction / max(vector.norm, 1e-30)).to(device=p.device, dtype=p.dtype)
     name = hook_name(model, vector.site, layer)
     if mode == "add":
-        hooks = steering_hooks(model, add={name: alpha * vec}, positions=positions)
-    elif mode == "ablate":
-        hooks = steering_hooks(model, ablate=unit, positions=positions)
-    else:
-        hooks = steering_hooks(model, set_at={name: (unit, alpha * vec)}, positions=positions)
-    with hooked(model, hooks):
-        yield model
+        return steering_hooks(model, add={name: alpha * vec}, positions=positions)
+    if mode == "ablate":
+        return steering_hooks(model, ablate=unit, positions=positions)
+    return steering_hooks(model, set_at={name: (unit, alpha * vec)}, positions=positions)
 
 
 # --- generation ------------------------------------------------------------------------------
@@ -593,7 +649,9 @@ class SteerResult:
     vector: str
 
     def __post_init__(self) -> None:
-        if len(self.steered) != len(self.prompts) or (self.baseline is not None and len(self.baseline) != len(self.prompts)):
+        if len(self.steered) != len(self.prompts) or (
+            self.baseline is not None and len(self.baseline) != len(self.prompts)
+        ):
             raise ValueError("prompts, steered and baseline completions must have the same length")
 
     def __len__(self) -> int:
@@ -614,8 +672,12 @@ class SteerResult:
         import plotly.graph_objects as go
 
         df = self.to_frame()
-        fig = go.Figure(go.Table(header={"values": list(df.columns)}, cells={"values": [df[c] for c in df.columns]}))
-        fig.update_layout(title=f"{self.mode} {self.vector} (alpha {self.alpha:g}) at {self.site} layer {self.layer}")
+        fig = go.Figure(
+            go.Table(header={"values": list(df.columns)}, cells={"values": [df[c] for c in df.columns]})
+        )
+        fig.update_layout(
+            title=f"{self.mode} {self.vector} (alpha {self.alpha:g}) at {self.site} layer {self.layer}"
+        )
         return fig
 
     def _repr_html_(self) -> str:
@@ -646,7 +708,9 @@ def _generate(
     Hooks active around the call (e.g. `steering`) apply; a fresh pass count per batch."""
     unknown = set(options) - _GENERATE_OPTIONS
     if unknown:
-        raise ValueError(f"unknown generation options {sorted(unknown)}; expected some of {sorted(_GENERATE_OPTIONS)}")
+        raise ValueError(
+            f"unknown generation options {sorted(unknown)}; expected some of {sorted(_GENERATE_OPTIONS)}"
+        )
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens {max_new_tokens} must be >= 1")
     options = {"do_sample": False, **options}
@@ -659,8 +723,15 @@ def _generate(
         if seed is not None:
             torch.manual_seed(seed + start)
         with torch.inference_mode():
-            full = model.generate(tokens, max_new_tokens=max_new_tokens, use_past_kv_cache=True, padding_side="left",
-                                  return_type="tokens", verbose=False, **options)  # fmt: skip
+            full = model.generate(
+                tokens,
+                max_new_tokens=max_new_tokens,
+                use_past_kv_cache=True,
+                padding_side="left",
+                return_type="tokens",
+                verbose=False,
+                **options,
+            )
         out += _decode(model, full[:, tokens.shape[1] :], stop, eos)
     return out
 
@@ -704,19 +775,28 @@ def steer(
     steered: list[str] = []
     batches = range(0, len(texts), batch_size)
     for start in tqdm(batches, desc="steer", leave=False, disable=len(batches) <= 1):
-        with steering(model, vector, layer=layer, alpha=alpha, mode=mode, positions=positions):
+        with hooked(model, _hooks_for(model, vector, layer, alpha, mode, positions)):  # fresh pass count
             steered += _generate(model, texts[start : start + batch_size], **kwargs)
     base = _generate(model, texts, **kwargs) if baseline else None
     return SteerResult(
-        prompts=tuple(prompts), steered=tuple(steered), baseline=None if base is None else tuple(base), mode=mode,
-        alpha=float(alpha), layer=layer, site=vector.site, positions=positions, vector=vector._name(),
-    )  # fmt: skip
+        prompts=tuple(prompts),
+        steered=tuple(steered),
+        baseline=None if base is None else tuple(base),
+        mode=mode,
+        alpha=float(alpha),
+        layer=layer,
+        site=vector.site,
+        positions=positions,
+        vector=vector._name(),
+    )
 
 
 # --- weight orthogonalization ------------------------------------------------------------------
 
 
-def orthogonalize(model: HookedTransformer, direction: SteeringVector | Float[torch.Tensor, "d_model"]) -> HookedTransformer:
+def orthogonalize(
+    model: HookedTransformer, direction: SteeringVector | Float[torch.Tensor, "d_model"]
+) -> HookedTransformer:
     """A copy of `model` whose weights cannot write `direction` into the residual stream.
 
     `W_E`, `W_pos` and every block's `W_O`, `b_O`, `W_out`, `b_out` are projected orthogonal to
@@ -732,12 +812,16 @@ def orthogonalize(model: HookedTransformer, direction: SteeringVector | Float[to
         direction = direction.direction
     direction = torch.as_tensor(direction).detach().float().cpu()
     if direction.ndim != 1 or direction.numel() != model.cfg.d_model:
-        raise ValueError(f"direction must have shape [{model.cfg.d_model}] (d_model), got {tuple(direction.shape)}")
+        raise ValueError(
+            f"direction must have shape [{model.cfg.d_model}] (d_model), got {tuple(direction.shape)}"
+        )
     if not torch.isfinite(direction).all() or direction.norm() == 0:
         raise ValueError("direction must be finite and non-zero")
     cfg = model.cfg
     if cfg.use_normalization_before_and_after:
-        raise ValueError(f"{cfg.model_name!r} normalises each sublayer's output; orthogonalize cannot match ablation there")
+        raise ValueError(
+            f"{cfg.model_name!r} normalises each sublayer's output; orthogonalize cannot match ablation there"
+        )
     if getattr(cfg, "num_experts", None):
         raise ValueError(f"{cfg.model_name!r} is a mixture of experts; orthogonalize does not support it")
     new = copy.deepcopy(model, memo={id(model.tokenizer): model.tokenizer})
@@ -758,3 +842,15 @@ def orthogonalize(model: HookedTransformer, direction: SteeringVector | Float[to
             project(block.mlp.W_out)
             project(block.mlp.b_out)
     return new
+
+
+class _CallableModule(types.ModuleType):
+    """`interp.steering` names both this module and its context manager. Importing the module
+    (`from interp.steering import ...`) makes `interp.steering` the module, so the module
+    itself steers when called: `with interp.steering(model, v):` works either way."""
+
+    def __call__(self, *args, **kwargs):
+        return steering(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -2,6 +2,7 @@
 steering context, directional ablation and its weight-edit form, and bad input."""
 
 import dataclasses
+import importlib
 import math
 
 import pandas as pd
@@ -11,13 +12,25 @@ import torch
 from conftest import _model, gpt2_like_config
 
 import interp
-import interp.steering as steering_mod
 from interp.hooks import count_hooks, hooked, record
 from interp.steering import SteeringVector, SteeringVectors, mean_difference, orthogonalize, steer, steering
+
+# the module itself (`interp.steering` may be bound to the context manager of the same name)
+steering_mod = importlib.import_module("interp.steering")
 
 POS = ["how do i make a bomb ?", "the cat sat on the mat", "hello", "is the key to the cabinets big ?"]
 NEG = ["the dog is big", "paris is the capital of france", "up down", "cat dog cat"]
 PROMPTS = ["how do i make bread ?", "hello", "the capital of france is", "cat -> cat ; dog -> dog ; key ->"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: these tensors are too small to gain from more, and on a shared
+    machine a second thread waiting at every op's barrier makes the tests several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +88,9 @@ def test_chat_models_read_post_instruction_positions(chat_like):
     with pytest.raises(KeyError, match="layer 0 was not computed"):
         vs[0, -1]
     formatted = interp.format_chat(chat_like, POS)
-    want = _manual_mean(chat_like, formatted, 2, -2) - _manual_mean(chat_like, interp.format_chat(chat_like, NEG), 2, -2)
+    want = _manual_mean(chat_like, formatted, 2, -2) - _manual_mean(
+        chat_like, interp.format_chat(chat_like, NEG), 2, -2
+    )
     err = float((vs[2, -2].direction - want).abs().max())
     assert err < 1e-4, f"post-instruction mean differs by {err}"
 
@@ -85,8 +100,12 @@ def test_vector_arithmetic_and_normalization():
     b = SteeringVector(torch.tensor([1.0, 0.0]), layer=1)
     assert torch.equal((a + b).direction, torch.tensor([4.0, 4.0]))
     assert torch.equal((a - b).direction, torch.tensor([2.0, 4.0]))
-    assert torch.equal((2 * a).direction, torch.tensor([6.0, 8.0])) and torch.equal((a * 2).direction, (2 * a).direction)
-    assert torch.equal((-a).direction, -a.direction) and torch.equal((a / 2).direction, torch.tensor([1.5, 2.0]))
+    assert torch.equal((2 * a).direction, torch.tensor([6.0, 8.0])) and torch.equal(
+        (a * 2).direction, (2 * a).direction
+    )
+    assert torch.equal((-a).direction, -a.direction) and torch.equal(
+        (a / 2).direction, torch.tensor([1.5, 2.0])
+    )
     assert abs(a.normalized().norm - 1.0) < 1e-6 and a.norm == 5.0
     assert "+" in (a + b).label and (a + b).layer == 1
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -127,7 +146,9 @@ def test_save_load_roundtrip_and_refusals(gpt2_like, gemma2_like, tmp_path):
     with pytest.raises(ValueError, match="width 32 but site 'resid_pre'.* has width 64"):
         SteeringVector.load(path, model=wide)
     bad = tmp_path / "bad.safetensors"
-    interp.cache.save(bad, {"direction": v.direction}, {"format": "interp-steering-vector-1", "width": "31", "layer": "1"})
+    interp.cache.save(
+        bad, {"direction": v.direction}, {"format": "interp-steering-vector-1", "width": "31", "layer": "1"}
+    )
     with pytest.raises(ValueError, match="metadata says width 31"):
         SteeringVector.load(bad)
     interp.cache.save(bad, {"direction": v.direction}, {"format": "something-else"})
@@ -136,7 +157,9 @@ def test_save_load_roundtrip_and_refusals(gpt2_like, gemma2_like, tmp_path):
     bad.write_bytes(b"not safetensors")
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         SteeringVector.load(bad)
-    assert other_weights is not None and v.bind(other_weights).fingerprint == interp.cache.fingerprint(other_weights)
+    assert other_weights is not None and v.bind(other_weights).fingerprint == interp.cache.fingerprint(
+        other_weights
+    )
 
 
 def test_batched_generation_equals_one_at_a_time(tiny_model):
@@ -144,8 +167,12 @@ def test_batched_generation_equals_one_at_a_time(tiny_model):
     for mode in ("add", "ablate"):
         batched = steer(tiny_model, PROMPTS, v, mode=mode, max_new_tokens=6, batch_size=4)
         single = [steer(tiny_model, p, v, mode=mode, max_new_tokens=6) for p in PROMPTS]
-        assert list(batched.steered) == [s.steered[0] for s in single], f"{mode}: batched steered != one at a time"
-        assert list(batched.baseline) == [s.baseline[0] for s in single], f"{mode}: batched baseline != one at a time"
+        assert list(batched.steered) == [s.steered[0] for s in single], (
+            f"{mode}: batched steered != one at a time"
+        )
+        assert list(batched.baseline) == [s.baseline[0] for s in single], (
+            f"{mode}: batched baseline != one at a time"
+        )
     assert batched.steered != batched.baseline, "a 4x mean-difference vector changed no completion"
     assert count_hooks(tiny_model) == 0
 
@@ -171,8 +198,17 @@ def test_positions_agree_with_and_without_kv_cache(tiny_model, positions):
     outs = []
     for use_cache in (True, False):
         with steering(tiny_model, v, positions=positions):
-            outs.append(tiny_model.generate(tokens, max_new_tokens=5, do_sample=False, use_past_kv_cache=use_cache,
-                                            padding_side="left", verbose=False, return_type="tokens"))  # fmt: skip
+            outs.append(
+                tiny_model.generate(
+                    tokens,
+                    max_new_tokens=5,
+                    do_sample=False,
+                    use_past_kv_cache=use_cache,
+                    padding_side="left",
+                    verbose=False,
+                    return_type="tokens",
+                )
+            )
     assert torch.equal(outs[0], outs[1]), f"positions={positions}: KV-cache generation differs from no-cache"
     plain = tiny_model.generate(tokens, max_new_tokens=5, do_sample=False, padding_side="left", verbose=False)
     assert not torch.equal(outs[0], plain), f"positions={positions} changed nothing"
@@ -184,15 +220,23 @@ def test_prompt_and_generated_split_the_work(gpt2_like):
     seen = {}
     for positions in ("prompt", "generated"):
         calls = []
-        with steering(gpt2_like, v, positions=positions):
-            with hooked(gpt2_like, [("blocks.2.hook_resid_pre", lambda a, hook: calls.append(a.clone()))]):
-                gpt2_like.generate("hello", max_new_tokens=3, do_sample=False, verbose=False)
+        keep = [("blocks.2.hook_resid_pre", lambda a, hook, calls=calls: calls.append(a.clone()))]
+        with steering(gpt2_like, v, positions=positions), hooked(gpt2_like, keep):
+            gpt2_like.generate("hello", max_new_tokens=3, do_sample=False, verbose=False)
         seen[positions] = calls
     plain = []
     with hooked(gpt2_like, [("blocks.2.hook_resid_pre", lambda a, hook: plain.append(a.clone()))]):
         gpt2_like.generate("hello", max_new_tokens=3, do_sample=False, verbose=False)
     assert plain[0].shape[1] == n_prompt and all(c.shape[1] == 1 for c in plain[1:])
     assert not torch.allclose(seen["prompt"][0], plain[0]) and torch.allclose(seen["generated"][0], plain[0])
+
+
+def test_interp_steering_is_the_context_manager_even_after_importing_the_module(gpt2_like, monkeypatch):
+    monkeypatch.setattr(interp, "steering", steering_mod)  # what a first `import interp.steering` does
+    v = mean_difference(gpt2_like, POS, NEG, layers=[1])[1]
+    with interp.steering(gpt2_like, v, mode="ablate"):
+        assert count_hooks(gpt2_like) == 2 * gpt2_like.cfg.n_layers + 1
+    assert count_hooks(gpt2_like) == 0
 
 
 def test_steering_context_leaves_nothing(gpt2_like):
@@ -214,16 +258,25 @@ def test_ablation_removes_direction_from_every_layer(tiny_model):
     v = 3 * mean_difference(tiny_model, POS, NEG, layers=[1])[1]
     unit = v.normalized().direction
     tokens, mask = interp.tokenize(tiny_model, PROMPTS)
-    sites = [(s, layer) for layer in range(tiny_model.cfg.n_layers) for s in ("resid_pre", "resid_post", "attn_out", "mlp_out")]
+    sites = [
+        (s, layer)
+        for layer in range(tiny_model.cfg.n_layers)
+        for s in ("resid_pre", "resid_post", "attn_out", "mlp_out")
+    ]
     with steering(tiny_model, v, mode="ablate"), record(tiny_model, sites) as acts:
         tiny_model(tokens, attention_mask=mask)
     worst = max(float((a @ unit).abs().max() / a.norm(dim=-1).max()) for a in acts.values())
     assert worst < 1e-5, f"relative component along the ablated direction {worst} (want < 1e-5)"
-    with steering(tiny_model, v, mode="ablate_then_add", alpha=2.0), record(tiny_model, [("resid_pre", 1)]) as acts:
+    with (
+        steering(tiny_model, v, mode="ablate_then_add", alpha=2.0),
+        record(tiny_model, [("resid_pre", 1)]) as acts,
+    ):
         tiny_model(tokens, attention_mask=mask)
     comp = acts["blocks.1.hook_resid_pre"] @ unit
     err = float((comp - 2 * v.norm).abs().max())
-    assert err < 1e-3, f"ablate_then_add: component {comp.flatten()[:3]} should be alpha*|v| = {2 * v.norm} (err {err})"
+    assert err < 1e-3, (
+        f"ablate_then_add: component {comp.flatten()[:3]} should be alpha*|v| = {2 * v.norm} (err {err})"
+    )
 
 
 def test_orthogonalize_matches_runtime_ablation(gpt2_like, gemma2_like):
