@@ -147,10 +147,10 @@ def test_select_direction_on_a_chat_model_uses_template_positions(word_tokenizer
 
 
 def _requests(kind: str, split: str) -> list[str]:
-    """The built-in model's own request sets, from the corpus generator it was trained on."""
-    from interp.toy import corpus
+    """The built-in model's own request sets (`interp/data/toy_*.json`, written from its corpus)."""
+    from interp import data
 
-    return (corpus.harmful_requests if kind == "harmful" else corpus.harmless_requests)(split)
+    return data.prompts(f"toy_{kind}", split)
 
 
 @pytest.fixture(scope="module")
