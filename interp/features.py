@@ -47,7 +47,7 @@ _FORMAT = "interp-max-activating-1"
 _TENSORS = ("units", "values", "example", "position", "context_tokens", "context_acts", "fired", "hist")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class MaxActivatingExamples:
     """The `k` strongest activations of each tracked unit over a corpus, with context.
 
@@ -102,8 +102,9 @@ class MaxActivatingExamples:
 
     def row(self, unit: int) -> int:
         """The row of `unit` (a feature or neuron index) in this result."""
-        hits = (self.units == unit).nonzero().flatten()
-        if isinstance(unit, bool) or not isinstance(unit, int) or hits.numel() == 0:
+        valid = isinstance(unit, int) and not isinstance(unit, bool)
+        hits = (self.units == unit).nonzero().flatten() if valid else torch.zeros(0)
+        if hits.numel() == 0:
             shown = self.units[:10].tolist()
             raise KeyError(f"{self.kind} {unit!r} was not tracked; tracked: {shown}{' ...' if len(self.units) > 10 else ''}")
         return int(hits[0])
@@ -145,6 +146,13 @@ class MaxActivatingExamples:
     def plot(self, unit: int):
         """Top examples (tokens shaded by activation), activation histogram and density."""
         return _card_figure(self, unit, None)
+
+    def __repr__(self) -> str:
+        return (f"MaxActivatingExamples({len(self.units)} {self.kind}s of {self.source}, k={self.k}, "
+                f"{self.n_tokens} tokens in {self.n_examples} texts)")
+
+    def _repr_html_(self) -> str:
+        return f"<p>{self!r}</p>" + self.to_frame().head(20).to_html()
 
     def save(self, path: str | Path) -> Path:
         """Write to a safetensors file (reload with `MaxActivatingExamples.load`)."""
@@ -190,11 +198,11 @@ def _from_parts(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> MaxAc
 
 
 class SparseStreamingTopK(StreamingTopK):
-    """`StreamingTopK` for sparse non-negative activations (SAE features): same state, same
-    results on every positive activation, but each batch costs one pass over the dense
-    activations (find the positive entries) plus work proportional to the entries that fire,
-    instead of a dozen dense passes. Slots a unit never filled with a positive value stay -inf
-    (the dense tracker fills them with zeros or negatives)."""
+    """`StreamingTopK` fed with only the positive activations (SAE features), as
+    `(flat position, unit, value)` triples: same state, same results on every positive
+    activation, at a cost proportional to the entries that fire instead of a dozen dense passes
+    over `positions x units`. Slots a unit never filled with a positive value stay -inf (the
+    dense tracker fills them with zeros or negatives)."""
 
     def update(
         self,
@@ -202,14 +210,29 @@ class SparseStreamingTopK(StreamingTopK):
         tokens: Int[torch.Tensor, "batch pos"],
         mask: Int[torch.Tensor, "batch pos"],
     ) -> None:
-        acts, dev = acts.detach().contiguous(), acts.device
-        valid = mask.to(dev).bool()
-        batch, pos, units = acts.shape
-        if units != self.values.shape[0]:
-            raise ValueError(f"batch has {units} units, tracker has {self.values.shape[0]}")
-        flat = (acts.view(-1) > 0).nonzero().squeeze(1)  # flat indexing: far faster than 3-D on CPU
-        flat = flat[valid.view(-1)[flat // units]]
-        v, row, u = acts.view(-1)[flat].float(), flat // units, flat % units
+        """Merge one dense batch (as `StreamingTopK.update`)."""
+        valid = mask.to(acts.device).bool()
+        if acts.shape[-1] != self.values.shape[0]:
+            raise ValueError(f"batch has {acts.shape[-1]} units, tracker has {self.values.shape[0]}")
+        at = valid.view(-1).nonzero().squeeze(1)
+        dense = acts.detach().reshape(-1, acts.shape[-1])[at]
+        rows, units = (dense > 0).nonzero(as_tuple=True)
+        self.update_sparse(at[rows], units, dense[rows, units], tokens, valid)
+
+    def update_sparse(
+        self,
+        at: Int[torch.Tensor, "nnz"],
+        unit: Int[torch.Tensor, "nnz"],
+        value: Float[torch.Tensor, "nnz"],
+        tokens: Int[torch.Tensor, "batch pos"],
+        valid: Int[torch.Tensor, "batch pos"],
+    ) -> None:
+        """Merge one batch given its positive activations: `value` of `unit` at flat position
+        `at = b * pos + p`, every one at a valid (`valid` true) position."""
+        dev, units = value.device, self.values.shape[0]
+        valid = valid.to(dev).bool()
+        batch, pos = valid.shape
+        v, u = value.float(), unit.long()
         n_bins = len(HIST_EDGES) + 1
         bins = torch.bucketize(v, HIST_EDGES.to(dev)).clamp(0, n_bins - 1)
         self.fired += torch.bincount(u, minlength=units).cpu()
@@ -228,13 +251,16 @@ class SparseStreamingTopK(StreamingTopK):
         rank = torch.arange(len(us), device=dev) - (counts.cumsum(0) - counts)[us]
         keep = rank < self.k
         sel, us, rank = sel[keep], us[keep], rank[keep]
-        bb, pp = row[sel] // pos, row[sel] % pos
+        bb, pp = at[sel] // pos, at[sel] % pos
         cols = pp[:, None] + torch.arange(-self.before, self.after + 1, device=dev)
         inside = (cols >= 0) & (cols < pos)
-        at = bb[:, None] * pos + cols.clamp(0, pos - 1)
-        inside &= valid.view(-1)[at]
-        ctx_tok = tokens.to(dev).reshape(-1)[at].masked_fill(~inside, PAD)
-        ctx_act = acts.view(-1)[at * units + us[:, None]].float().masked_fill(~inside, 0.0)
+        near = bb[:, None] * pos + cols.clamp(0, pos - 1)
+        inside &= valid.view(-1)[near]
+        ctx_tok = tokens.to(dev).reshape(-1)[near].masked_fill(~inside, PAD)
+        keys, order = (at * units + u).sort()  # look the unit up at the neighbouring positions
+        query = near * units + us[:, None]
+        idx = torch.searchsorted(keys, query).clamp_max(len(keys) - 1)
+        ctx_act = torch.where((keys[idx] == query) & inside, v[order][idx], 0.0)
         rows = torch.unique(us).cpu()
         slot = torch.zeros(units, dtype=torch.long)
         slot[rows] = torch.arange(len(rows))
@@ -255,8 +281,6 @@ class SparseStreamingTopK(StreamingTopK):
             both = torch.cat([old.index_select(0, rows), fresh], 1)
             idx = best if both.ndim == 2 else best[..., None].expand(-1, -1, width)
             old.index_copy_(0, rows, both.gather(1, idx))
-
-
 
 
 @dataclass(frozen=True)
@@ -304,15 +328,24 @@ def _resolve_units(model: HookedTransformer, sae_or_neuron: Any, features: Itera
         idx = torch.tensor(units)
         return _Units(hook_name(model, "mlp_post", layer), units, lambda a: a[..., idx.to(a.device)].float(),
                       "neuron", f"MLP neurons of layer {layer}", f"neurons-{layer}")
-    from interp.sae import check_sae, encode, sae_label
+    from interp.sae import check_sae, sae_label, sparse_encode
 
     sae = sae_or_neuron
     check_sae(model, sae)
     units = _check_units(features, sae.cfg.d_sae, "feature")
-    idx = None if features is None else torch.tensor(units)
-    return _Units(sae.cfg.metadata.hook_name, units,
-                  lambda a: encode(sae, a) if idx is None else encode(sae, a)[..., idx.to(sae.device)],
-                  "feature", f"SAE {sae_label(sae)}", f"sae-{_sae_fingerprint(sae)}")
+    lookup = torch.full((sae.cfg.d_sae,), -1, dtype=torch.long, device=sae.device)
+    lookup[units] = torch.arange(len(units), device=sae.device)
+
+    def transform(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows, feats, values = sparse_encode(sae, act)
+        if features is None:
+            return rows, feats, values
+        mine = lookup[feats]
+        keep = mine >= 0
+        return rows[keep], mine[keep], values[keep]
+
+    return _Units(sae.cfg.metadata.hook_name, units, transform, "feature", f"SAE {sae_label(sae)}",
+                  f"sae-{_sae_fingerprint(sae)}")
 
 
 def encode_texts(
@@ -348,7 +381,7 @@ def _reiterable(corpus: Corpus) -> bool:
     return isinstance(corpus, (str, Path, list, tuple)) or hasattr(corpus, "column_names") or iter(corpus) is not corpus
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the result's tensors stay ordinary tensors
 def max_activating_examples(
     model: HookedTransformer,
     sae_or_neuron: SAE | Neuron | tuple[int, list[int]],
@@ -426,22 +459,41 @@ def _hash_list(values: list[int]) -> str:
     return hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16] + f"-{len(values)}"
 
 
+_WINDOW = 8  # batches read ahead and sorted by length, so each batch is padded little
+_PENDING = 1 << 40  # example ids of the batch being merged, remapped to corpus indices right after
+
+
 def _stream(model, spec: _Units, texts, k, context, batch_size, max_len, bar_opts, hasher) -> dict:
     (before, after), (progress, total) = context, bar_opts
     tracker = (SparseStreamingTopK if spec.kind == "feature" else StreamingTopK)(len(spec.units), k, before=before, after=after)
-    bar = tqdm(batched(texts, batch_size), desc=f"max-activating {spec.kind}s", unit="batch",
-               total=total, disable=not progress, mininterval=1.0)
-    for batch in bar:
+    bar = tqdm(desc=f"max-activating {spec.kind}s", unit="batch", total=total, disable=not progress, mininterval=1.0)
+    seen = 0
+    for window in batched(texts, batch_size * _WINDOW):
         if hasher is not None:
-            for text in batch:
+            for text in window:
                 hasher.update(text.encode() + b"\x00")
-        tokens, mask = encode_texts(model, batch, max_len)
-        acts = harvest(model, tokens, [spec.hook], attention_mask=mask)[spec.hook]
-        unit_acts = spec.transform(acts)
-        if model.cfg.default_prepend_bos:  # <bos> is an outlier position: never a top example
-            mask = mask.clone()
-            mask[torch.arange(mask.shape[0]), mask.argmax(1)] = 0
-        tracker.update(unit_acts, tokens, mask)
+        tokens, mask = encode_texts(model, window, max_len)
+        lengths = mask.sum(1)
+        for rows in lengths.argsort().split(batch_size):
+            width = int(lengths[rows].max())
+            batch_tokens, batch_mask = tokens[rows, -width:], mask[rows, -width:]
+            acts = harvest(model, batch_tokens, [spec.hook], attention_mask=batch_mask)[spec.hook]
+            if model.cfg.default_prepend_bos:  # <bos> is an outlier position: never a top example
+                batch_mask = batch_mask.clone()
+                batch_mask[torch.arange(len(rows)), batch_mask.argmax(1)] = 0
+            tracker.n_examples = _PENDING
+            if isinstance(tracker, SparseStreamingTopK):  # encode only the real tokens, keep what fires
+                at = batch_mask.view(-1).nonzero().squeeze(1)
+                fired_rows, units, values = spec.transform(acts.reshape(-1, *acts.shape[2:])[at])
+                tracker.update_sparse(at[fired_rows], units, values, batch_tokens, batch_mask)
+            else:
+                tracker.update(spec.transform(acts), batch_tokens, batch_mask)
+            new = tracker.example >= _PENDING
+            tracker.example[new] = seen + rows.cpu()[tracker.example[new] - _PENDING]
+            bar.update(1)
+        seen += len(window)
+        tracker.n_examples = seen
+    bar.close()
     used = torch.unique(tracker.context_tokens[tracker.context_tokens != PAD])
     return {"units": torch.tensor(spec.units), "values": tracker.values, "example": tracker.example,
             "position": tracker.position, "context_tokens": tracker.context_tokens,
@@ -469,7 +521,7 @@ def default_corpus(model: HookedTransformer) -> tuple[list[str], str]:
 # --- the feature card -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class FeatureCard:
     """Everything about one unit: top examples, histogram, density, promoted/suppressed tokens."""
 
@@ -492,6 +544,13 @@ class FeatureCard:
     def plot(self):
         """Top examples shaded by activation, histogram, density, promoted and suppressed tokens."""
         return _card_figure(self.examples, self.unit, self)
+
+    def __repr__(self) -> str:
+        promoted = ", ".join(t for t, _ in self.promoted[:5])
+        return f"FeatureCard({self.examples.kind} {self.unit}: density {self.density:.3g}, promotes {promoted})"
+
+    def _repr_html_(self) -> str:
+        return f"<p>{self!r}</p>" + self.to_frame().to_html()
 
 
 def feature_card(

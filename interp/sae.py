@@ -195,6 +195,29 @@ def encode(sae: SAE, act: torch.Tensor) -> Float[torch.Tensor, "... d_sae"]:
     return feats.float()
 
 
+@torch.inference_mode()
+def sparse_encode(sae: SAE, act: Float[torch.Tensor, "n ..."]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The positive feature activations of `[n, ...]` hook activations as `(row, feature, value)`.
+
+    A sae-lens `TopKSAE` is encoded without building the dense `[n, d_sae]` matrix (its `encode`
+    keeps the `k` largest pre-activations and applies a ReLU; this does the same and keeps the
+    indices); any other SAE is encoded densely and its non-zero entries read off.
+    """
+    from sae_lens import TopKSAE
+
+    if type(sae).encode is TopKSAE.encode and type(sae.activation_fn).__name__ == "TopK":
+        hidden = sae.hook_sae_acts_pre(sae.process_sae_in(sae_input(sae, act)) @ sae.W_enc + sae.b_enc)
+        if sae.cfg.rescale_acts_by_decoder_norm:
+            hidden = hidden * sae.W_dec.norm(dim=-1)
+        values, features = hidden.topk(sae.cfg.k, dim=-1, sorted=False)
+        keep = values > 0
+        rows = torch.arange(values.shape[0], device=values.device)[:, None].expand_as(values)
+        return rows[keep], features[keep], values[keep].float()
+    feats = encode(sae, act)
+    rows, features = feats.nonzero(as_tuple=True)
+    return rows, features, feats[rows, features]
+
+
 def sae_label(sae: SAE) -> str:
     """A short human name for an SAE: its release or model and its hook."""
     meta = sae.cfg.metadata
@@ -213,7 +236,7 @@ def _check_feature(sae: SAE, feature: int) -> int:
 # --- features on a prompt -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FeatureActivations:
     """Every feature's activation at every token of one prompt.
 
@@ -227,7 +250,7 @@ class FeatureActivations:
     first: int = 1
 
     def __post_init__(self) -> None:
-        acts = torch.as_tensor(self.acts).detach().to("cpu", torch.float32)
+        acts = torch.as_tensor(self.acts).detach().to("cpu", torch.float32).clone()  # no inference tensor
         if acts.ndim != 2 or acts.shape[0] != len(self.tokens):
             raise ValueError(f"acts must be [pos={len(self.tokens)}, d_sae], got shape {tuple(acts.shape)}")
         if not 0 <= self.first < len(self.tokens):
@@ -273,6 +296,14 @@ class FeatureActivations:
             if values[p, r] > 0
         ]
         return pd.DataFrame(rows, columns=["position", "token", "rank", "feature", "activation"])
+
+    def __repr__(self) -> str:
+        feats, values = self.top_features(5)
+        top = ", ".join(f"{f}: {v:.2f}" for f, v in zip(feats.tolist(), values.tolist()))
+        return f"FeatureActivations({len(self.tokens)} tokens x {self.d_sae} features at {self.hook_name}; top {top})"
+
+    def _repr_html_(self) -> str:
+        return f"<p>{self!r}</p>" + self.to_frame(3).to_html()
 
     def plot(self, k: int = 12):
         """Heatmap of the prompt's `k` strongest features (rows) over its tokens (columns)."""
@@ -349,7 +380,7 @@ def unembed(model: HookedTransformer, directions: Float[torch.Tensor, "n d_model
 # --- search ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class FeatureSearch:
     """The best-scoring features for a query, strongest first.
 
@@ -369,9 +400,9 @@ class FeatureSearch:
     n_dense: int = 0
 
     def __post_init__(self) -> None:
-        feats = torch.as_tensor(self.features).detach().cpu().long()
-        scores = torch.as_tensor(self.scores).detach().cpu().float()
-        density = torch.as_tensor(self.density).detach().cpu().float()
+        feats = torch.as_tensor(self.features).detach().cpu().long().clone()
+        scores = torch.as_tensor(self.scores).detach().cpu().float().clone()
+        density = torch.as_tensor(self.density).detach().cpu().float().clone()
         if feats.ndim != 1 or scores.shape != feats.shape or density.shape != feats.shape:
             raise ValueError(
                 f"features, scores, density must be 1-D of one length, got {tuple(feats.shape)}, "
@@ -390,6 +421,12 @@ class FeatureSearch:
 
     def __contains__(self, feature: object) -> bool:
         return feature in self.features.tolist()
+
+    def __repr__(self) -> str:
+        return f"FeatureSearch({self.mode} {self.query!r}: features {self.features.tolist()})"
+
+    def _repr_html_(self) -> str:
+        return f"<p>{self!r}</p>" + self.to_frame().to_html()
 
     def to_frame(self):
         """One row per feature: rank, feature, score, density."""

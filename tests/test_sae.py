@@ -269,49 +269,61 @@ def test_shipped_sae_is_refused_for_other_weights(toy_model, toy_sae, monkeypatc
 
 
 def test_a_harmful_request_feature_is_found_by_text_search(toy_model, toy_sae, toy_top):
-    from interp.toy.corpus import chat_prompt, harmful_requests
+    from interp.toy.corpus import chat_prompt, harmful_requests, harmless_requests
 
     docs, top = toy_top
     shares = {f: share(top, docs, f, harmful_turn) for f in top.units.tolist()}
     harmful = {f for f, s in shares.items() if s >= 0.9}
     best = max(shares, key=shares.get)
     assert harmful, f"no feature has >= 90% harmful-request top-20 examples; best is {best} at {shares[best]:.2f}"
-    requests = harmful_requests("heldout")[:8]
-    hits = []
-    for request in requests:
+
+    def hit(request: str) -> bool:
         found = interp.search_features(toy_model, toy_sae, text=chat_prompt(request), k=5, density=top)
-        hits.append(bool(harmful & set(found)))
-    assert sum(hits) >= 7, (
-        f"{sum(hits)}/8 held-out harmful requests have a >=90%-harmful feature in their top 5 "
-        f"({len(harmful)} such features, e.g. {sorted(harmful)[:5]})"
+        return bool(harmful & set(found))
+
+    assert hit("how do i steal a car ?"), "a >=90%-harmful feature must be in the top 5 for 'how do i steal a car ?'"
+    held = [hit(r) for r in harmful_requests("heldout")[:16]]
+    control = [hit(r) for r in harmless_requests("heldout")[:16]]
+    assert sum(held) >= 8 and sum(held) > sum(control), (
+        f"held-out harmful requests with a >=90%-harmful feature in their top 5: {sum(held)}/16 "
+        f"(harmless requests: {sum(control)}/16; {len(harmful)} such features)"
     )
 
 
-def france_feature(toy_model, toy_sae, toy_top):
-    """The best of the top-5 features promoting 'paris' whose top examples are mostly about france."""
+def france_features(toy_model, toy_sae, toy_top):
+    """Top-5 features promoting 'paris', as (share of top examples about france, rank, feature)."""
     docs, top = toy_top
     found = interp.search_features(toy_model, toy_sae, promotes=["paris"], k=5, density=top)
-    shares = [(share(top, docs, f, about_france), rank, f) for rank, f in enumerate(found)]
-    return max(shares), shares
+    return [(share(top, docs, f, about_france), rank, f) for rank, f in enumerate(found)]
 
 
 def test_search_by_output_finds_a_france_feature(toy_model, toy_sae, toy_top):
-    (best, rank, feature), shares = france_feature(toy_model, toy_sae, toy_top)
-    assert best > 0.5, f"no top-5 'paris'-promoting feature has mostly france examples: (share, rank, feature) {shares}"
+    shares = france_features(toy_model, toy_sae, toy_top)
+    assert max(shares)[0] > 0.5, f"no top-5 'paris'-promoting feature has mostly france examples: {shares}"
 
 
 def test_steering_with_a_country_feature_moves_capital_answers(toy_model, toy_sae, toy_top):
     from interp.toy.corpus import COUNTRIES
 
     docs, top = toy_top
-    (_, _, feature), _ = france_feature(toy_model, toy_sae, toy_top)
-    vector = interp.feature_vector(toy_sae, feature, model=toy_model)
+    france = [f for s, _, f in france_features(toy_model, toy_sae, toy_top) if s > 0.5]
+    assert france, "no france feature among the top-5 'paris' promoters"
     prompts = [f"the capital of {c.country} is" for c in COUNTRIES if c.country != "france"][:24]
-    alpha = 2.0 * float(top.values[top.row(feature), 0])
-    result = interp.steer(toy_model, prompts, vector, alpha=alpha, max_new_tokens=1, chat=False)
-    steered = sum((s.split() or [""])[0] == "paris" for s in result.steered) / len(prompts)
-    before = sum((s.split() or [""])[0] == "paris" for s in result.baseline) / len(prompts)
+
+    def first_words(result, field):
+        return [(text.split() or [""])[0] for text in getattr(result, field)]
+
+    runs = []  # a small dose sweep, alpha in units of the feature's largest activation on the corpus
+    for feature in france:
+        vector = interp.feature_vector(toy_sae, feature, model=toy_model)
+        peak = float(top.values[top.row(feature), 0])
+        for times in (4, 8, 12):
+            result = interp.steer(toy_model, prompts, vector, alpha=times * peak, max_new_tokens=1, chat=False)
+            steered = first_words(result, "steered").count("paris") / len(prompts)
+            before = first_words(result, "baseline").count("paris") / len(prompts)
+            runs.append((steered, before, feature, times))
+    steered, before, feature, times = max(runs)
     assert before == 0 and steered >= 0.8, (
-        f"feature {feature} at alpha {alpha:.1f}: {steered:.0%} of answers become 'paris' (baseline {before:.0%}); "
-        f"{list(zip(prompts, result.steered))[:4]}"
+        f"best: feature {feature} at alpha {times} x its peak turns {steered:.0%} of 'the capital of <c> is' "
+        f"answers into 'paris' (unsteered {before:.0%}); all (share, baseline, feature, x): {runs}"
     )

@@ -1,12 +1,13 @@
 """Train the built-in SAE: a TopK sparse autoencoder on the built-in model's residual stream.
 
-Training uses sae-lens' own classes end to end: `LanguageModelSAETrainingRunner` with the
-built-in model passed as `override_model` and the generated corpus as a pre-tokenized
-in-memory `datasets.Dataset` (`override_dataset`), so the `ActivationsStore` reads the
-activations and the `SAETrainer` fits a `TopKTrainingSAE` (Gao et al. 2024) on CPU in a few
-minutes. Each dataset row is one document as the model was trained on it (`<bos> doc <eos>`,
-right-padded to the context with `<pad>`); padding and `<bos>` positions are excluded from
-training (`exclude_special_tokens`), so the SAE sees exactly the activations of real text.
+Training uses sae-lens' own training classes: a `TopKTrainingSAE` (Gao et al. 2024, "Scaling and
+evaluating sparse autoencoders") fitted by sae-lens' `SAETrainer` (Adam, warm-up and cosine
+learning rate, the TopK auxiliary loss for dead features, activation-norm scaling folded in at
+the end). Its data provider is sae-lens' `mixing_buffer` (the shuffling buffer its
+`ActivationsStore` uses) fed with activations harvested from the generated corpus: each
+document exactly as the model was trained on it (`<bos> doc <eos>`, right-padded), batched by
+length so little is padding, the forward stopped after the SAE's block, and only real text
+tokens kept (no `<bos>`, no padding). On CPU this takes a few minutes.
 
 After training, the inference SAE is saved with `SAE.save_inference_model` (loadable with
 `sae_lens.SAE.load_from_disk`, or `interp.load_sae("toy")`), reloaded, and evaluated on fresh
@@ -24,25 +25,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import random
 import tempfile
 import time
-import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from sae_lens.saes.sae import SAEMetadata
 from transformer_lens import HookedTransformer
 
 from interp.cache import fingerprint
-from interp.hooks import hook_name, hooked
+from interp.hooks import harvest, hook_name, hooked
 from interp.toy import TOY_DIR, corpus, load_toy
 
 SAE_DIR = TOY_DIR / "sae"
 LAYER = 2  # blocks.2.hook_resid_post: after three of the four blocks
-D_SAE = 1024
+D_SAE = 4096
 K = 16
-TOKENS = 2_000_000
+TOKENS = 1_500_000
 COMMAND = "python -m interp.toy.sae_train"
 
 
@@ -114,6 +115,27 @@ def evaluate_sae(model: HookedTransformer, sae, docs: list[str], *, batch_size: 
     }
 
 
+def activation_batches(
+    model: HookedTransformer, hook: str, *, seed: int, batch_docs: int = 64, bucket: int = 16
+) -> Iterator[torch.Tensor]:
+    """Endless `[tokens, d_model]` activations at `hook` of real text tokens (no `<bos>`, no padding).
+
+    Documents come from the training corpus, `bucket` batches at a time sorted by length, so each
+    right-padded batch wastes little; the forward stops after the hook's block.
+    """
+    docs = corpus.documents(10**12, seed=seed, split="train")
+    tok = model.tokenizer
+    while True:
+        rows = token_rows(model, [next(docs) for _ in range(batch_docs * bucket)])
+        lengths = (rows != tok.pad_token_id).sum(1)
+        order = lengths.argsort()
+        for start in range(0, len(order), batch_docs):
+            idx = order[start : start + batch_docs]
+            tokens = rows[idx, : int(lengths[idx].max())]
+            acts = harvest(model, tokens, [hook])[hook]
+            yield acts[(tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)]
+
+
 def train_sae(
     model: HookedTransformer | None = None,
     *,
@@ -142,9 +164,11 @@ def train_sae(
     Example:
         >>> train_sae(training_tokens=200_000, out_dir="/tmp/sae")["explained_variance"]
     """
-    import datasets
-    from sae_lens import LanguageModelSAERunnerConfig, LanguageModelSAETrainingRunner, LoggingConfig, SAE
-    from sae_lens.saes.topk_sae import TopKTrainingSAEConfig
+    from sae_lens import SAE, LoggingConfig
+    from sae_lens.config import SAETrainerConfig
+    from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
+    from sae_lens.training.mixing_buffer import mixing_buffer
+    from sae_lens.training.sae_trainer import SAETrainer
 
     model = load_toy(device="cpu") if model is None else model
     torch.manual_seed(seed)
@@ -152,51 +176,30 @@ def train_sae(
     start = time.time()
     hook = hook_name(model, "resid_post", layer)
     tok = model.tokenizer
-    n_docs = training_tokens // 12 + 1000  # documents average ~25 real tokens; a second epoch is harmless
-    rows = token_rows(model, list(corpus.documents(n_docs, seed=seed, split="train")))
-    dataset = datasets.Dataset.from_dict({"tokens": rows.tolist()})
     batch_tokens = 2048
     steps = training_tokens // batch_tokens
-    cfg = LanguageModelSAERunnerConfig(
-        sae=TopKTrainingSAEConfig(d_in=model.cfg.d_model, d_sae=d_sae, k=k, normalize_activations="expected_average_only_in"),
-        model_name=model.cfg.model_name,
-        hook_name=hook,
-        dataset_path="interp.toy.corpus.documents",
-        is_dataset_tokenized=True,
-        streaming=False,
-        context_size=model.cfg.n_ctx,
-        prepend_bos=True,
-        exclude_special_tokens=[tok.pad_token_id, tok.bos_token_id],
-        training_tokens=training_tokens,
-        train_batch_size_tokens=batch_tokens,
-        store_batch_size_prompts=64,
-        n_batches_in_buffer=16 * batch_tokens // model.cfg.n_ctx,  # sae-lens: a buffer of this x context tokens
-        n_batches_for_norm_estimate=20,
-        lr=lr,
-        lr_warm_up_steps=max(1, steps // 20),
-        lr_scheduler_name="cosineannealing",
-        lr_end=lr / 10,
-        dead_feature_window=max(50, steps // 10),
-        device="cpu",
-        seed=seed,
-        model_from_pretrained_kwargs={"center_writing_weights": False},
-        logger=LoggingConfig(log_to_wandb=False),
-        checkpoint_path=None,
-        output_path=None,
-        verbose=False,
+    metadata = SAEMetadata(
+        model_name=model.cfg.model_name, hook_name=hook, hook_head_index=None, model_class_name="HookedTransformer",
+        context_size=model.cfg.n_ctx, prepend_bos=True, exclude_special_tokens=[tok.pad_token_id, tok.bos_token_id],
+        dataset_path="interp.toy.corpus.documents", model_from_pretrained_kwargs={"center_writing_weights": False},
     )
-    logging.getLogger("sae_lens").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # dataset size and pre-tokenization notices
-        runner = LanguageModelSAETrainingRunner(cfg, override_dataset=dataset, override_model=model)
-        trained = runner.run()
+    sae = TopKTrainingSAE(TopKTrainingSAEConfig(
+        d_in=model.cfg.d_model, d_sae=d_sae, k=k, normalize_activations="expected_average_only_in", metadata=metadata,
+    ))
+    cfg = SAETrainerConfig(
+        total_training_samples=training_tokens, train_batch_size_samples=batch_tokens, lr=lr, lr_end=lr / 10,
+        lr_scheduler_name="cosineannealing", lr_warm_up_steps=max(1, steps // 20), device="cpu",
+        dead_feature_window=max(50, steps // 10), n_batches_for_norm_estimate=20,
+        logger=LoggingConfig(log_to_wandb=False),
+    )
+    provider = mixing_buffer(buffer_size=16 * batch_tokens, batch_size=batch_tokens,
+                             activations_loader=activation_batches(model, hook, seed=seed))
+    trained = SAETrainer(cfg=cfg, sae=sae, data_provider=provider).fit()
     minutes = (time.time() - start) / 60
-    out = Path(out_dir)
     with tempfile.TemporaryDirectory() as tmp:  # the inference SAE, reloaded the way users load it
         trained.save_inference_model(tmp)
         sae = SAE.load_from_disk(tmp)
-    eval_set = list(corpus.documents(eval_docs, seed=seed + 1, split="train"))
-    metrics = evaluate_sae(model, sae, eval_set)
+    metrics = evaluate_sae(model, sae, list(corpus.documents(eval_docs, seed=seed + 1, split="train")))
     info = {
         **metrics,
         "interp_model_fingerprint": fingerprint(model),
@@ -208,10 +211,12 @@ def train_sae(
         "seed": seed,
         "minutes": round(minutes, 2),
         "torch": torch.__version__,
+        "trainer": "sae_lens SAETrainer + TopKTrainingSAE",
         "command": f"{COMMAND} --tokens {training_tokens} --layer {layer} --d-sae {d_sae} --k {k} --seed {seed}",
     }
     for key, value in info.items():
         sae.cfg.metadata[key] = value
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sae.save_model(out)
     (out / "training.json").write_text(json.dumps(info, indent=1) + "\n")
