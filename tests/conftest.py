@@ -16,7 +16,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig  # noqa:
 
 from interp.toy.tokenizer import build_tokenizer  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # on 2 shared cores, one thread runs the suite several times faster
 
 WORDS = (
     "the a cat dog mat sat on is are was were key keys to cabinet cabinets capital of france "
