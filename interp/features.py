@@ -199,10 +199,11 @@ def _from_parts(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> MaxAc
 
 class SparseStreamingTopK(StreamingTopK):
     """`StreamingTopK` fed with only the positive activations (SAE features), as
-    `(flat position, unit, value)` triples: same state, same results on every positive
-    activation, at a cost proportional to the entries that fire instead of a dozen dense passes
-    over `positions x units`. Slots a unit never filled with a positive value stay -inf (the
-    dense tracker fills them with zeros or negatives)."""
+    `(flat position, unit, value)` triples: same results on every positive activation, at a cost
+    proportional to the entries that enter a top-k instead of a dozen dense passes over
+    `positions x units`. Between updates a unit's k slots are unordered (a new entry overwrites
+    the weakest); `sort_()` orders them. Slots a unit never filled stay -inf (the dense tracker
+    fills them with zeros or negatives)."""
 
     def update(
         self,
@@ -229,18 +230,18 @@ class SparseStreamingTopK(StreamingTopK):
     ) -> None:
         """Merge one batch given its positive activations: `value` of `unit` at flat position
         `at = b * pos + p`, every one at a valid (`valid` true) position."""
-        dev, units = value.device, self.values.shape[0]
+        dev, units, k = value.device, self.values.shape[0], self.k
         valid = valid.to(dev).bool()
         batch, pos = valid.shape
         v, u = value.float(), unit.long()
         n_bins = len(HIST_EDGES) + 1
         bins = torch.bucketize(v, HIST_EDGES.to(dev)).clamp(0, n_bins - 1)
-        self.fired += torch.bincount(u, minlength=units).cpu()
-        self.hist += torch.bincount(u * n_bins + bins, minlength=units * n_bins).view(units, n_bins).cpu()
+        self.fired.index_add_(0, u.cpu(), torch.ones(len(u), dtype=torch.long))
+        self.hist.view(-1).index_add_(0, (u * n_bins + bins).cpu(), torch.ones(len(u), dtype=torch.long))
         self.n_tokens += int(valid.sum())
         first = (~valid).long().sum(1) * (~valid[:, 0]).long()
         n_ex, self.n_examples = self.n_examples, self.n_examples + batch
-        beats = (v > self.values[:, -1].to(dev)[u]).nonzero().squeeze(1)  # can enter its unit's top-k
+        beats = (v > self.values.min(1).values.to(dev)[u]).nonzero().squeeze(1)  # can enter a top-k
         if beats.numel() == 0:
             return
         # this batch's k strongest entries per unit: group by unit, strongest first within a unit
@@ -249,38 +250,46 @@ class SparseStreamingTopK(StreamingTopK):
         us = u[sel]
         counts = torch.bincount(us, minlength=units)
         rank = torch.arange(len(us), device=dev) - (counts.cumsum(0) - counts)[us]
-        keep = rank < self.k
-        sel, us, rank = sel[keep], us[keep], rank[keep]
-        bb, pp = at[sel] // pos, at[sel] % pos
+        keep = rank < k
+        sel, us, rank = sel[keep].cpu(), us[keep].cpu(), rank[keep].cpu()
+        # merge on values only: which old slots are freed, which new entries take them
+        rows = torch.unique(us)
+        slot = torch.zeros(units, dtype=torch.long)
+        slot[rows] = torch.arange(len(rows))
+        new_vals = torch.full((len(rows), k), float("-inf"))
+        new_vals[slot[us], rank] = v[sel.to(dev)].cpu()
+        new_idx = torch.full((len(rows), k), -1, dtype=torch.long)
+        new_idx[slot[us], rank] = torch.arange(len(sel))
+        kept = torch.zeros((len(rows), 2 * k), dtype=torch.bool)
+        kept.scatter_(1, torch.cat([self.values[rows], new_vals], 1).topk(k, dim=1).indices, True)
+        free_r, free_slot = (~kept[:, :k]).nonzero(as_tuple=True)  # row-major: pairs up with `take`
+        take_r, take_j = kept[:, k:].nonzero(as_tuple=True)
+        cand = new_idx[take_r, take_j]
+        ok = cand >= 0  # a -inf tie may pick an empty new slot: leave the old (empty) slot alone
+        target = rows[free_r[ok]] * k + free_slot[ok]
+        pick = sel[cand[ok]].to(dev)
+        # contexts only for the entries that enter
+        bb, pp, up = at[pick] // pos, at[pick] % pos, u[pick]
         cols = pp[:, None] + torch.arange(-self.before, self.after + 1, device=dev)
         inside = (cols >= 0) & (cols < pos)
         near = bb[:, None] * pos + cols.clamp(0, pos - 1)
         inside &= valid.view(-1)[near]
-        ctx_tok = tokens.to(dev).reshape(-1)[near].masked_fill(~inside, PAD)
         keys, order = (at * units + u).sort()  # look the unit up at the neighbouring positions
-        query = near * units + us[:, None]
+        query = near * units + up[:, None]
         idx = torch.searchsorted(keys, query).clamp_max(len(keys) - 1)
-        ctx_act = torch.where((keys[idx] == query) & inside, v[order][idx], 0.0)
-        rows = torch.unique(us).cpu()
-        slot = torch.zeros(units, dtype=torch.long)
-        slot[rows] = torch.arange(len(rows))
-        where = slot[us.cpu()] * self.k + rank.cpu()
-        n, width = len(rows), cols.shape[1]
-        new = {
-            "values": (torch.full((n, self.k), float("-inf")), v[sel].cpu()),
-            "example": (torch.full((n, self.k), -1, dtype=torch.long), (bb + n_ex).cpu()),
-            "position": (torch.full((n, self.k), -1, dtype=torch.long), (pp - first[bb]).cpu()),
-            "context_tokens": (torch.full((n, self.k, width), PAD, dtype=torch.long), ctx_tok.cpu()),
-            "context_acts": (torch.zeros((n, self.k, width)), ctx_act.cpu()),
-        }
-        for blank, filled in new.values():
-            blank.view(n * self.k, -1)[where] = filled.view(len(where), -1)
-        best = torch.cat([self.values.index_select(0, rows), new["values"][0]], 1).topk(self.k, dim=1).indices
-        for name, (fresh, _) in new.items():
-            old = getattr(self, name)
-            both = torch.cat([old.index_select(0, rows), fresh], 1)
-            idx = best if both.ndim == 2 else best[..., None].expand(-1, -1, width)
-            old.index_copy_(0, rows, both.gather(1, idx))
+        width = cols.shape[1]
+        self.values.view(-1)[target] = v[pick].cpu()
+        self.example.view(-1)[target] = (bb + n_ex).cpu()
+        self.position.view(-1)[target] = (pp - first[bb]).cpu()
+        self.context_tokens.view(-1, width)[target] = tokens.to(dev).reshape(-1)[near].masked_fill(~inside, PAD).cpu()
+        self.context_acts.view(-1, width)[target] = torch.where((keys[idx] == query) & inside, v[order][idx], 0.0).cpu()
+
+    def sort_(self) -> None:
+        """Order every unit's slots strongest first (as `StreamingTopK` keeps them)."""
+        order = self.values.argsort(1, descending=True)
+        self.values, self.example, self.position = (t.gather(1, order) for t in (self.values, self.example, self.position))
+        wide = order[..., None].expand(-1, -1, self.context_tokens.shape[2])
+        self.context_tokens, self.context_acts = self.context_tokens.gather(1, wide), self.context_acts.gather(1, wide)
 
 
 @dataclass(frozen=True)
@@ -293,6 +302,7 @@ class _Units:
     kind: str
     source: str
     identity: str  # for cache keys: which SAE / which neurons
+    width: int  # units the transform computes before selecting (an SAE's d_sae)
 
 
 def _sae_fingerprint(sae: SAE) -> str:
@@ -327,7 +337,7 @@ def _resolve_units(model: HookedTransformer, sae_or_neuron: Any, features: Itera
         units = _check_units(index, model.cfg.d_mlp, f"neuron of layer {layer}")
         idx = torch.tensor(units)
         return _Units(hook_name(model, "mlp_post", layer), units, lambda a: a[..., idx.to(a.device)].float(),
-                      "neuron", f"MLP neurons of layer {layer}", f"neurons-{layer}")
+                      "neuron", f"MLP neurons of layer {layer}", f"neurons-{layer}", len(units))
     from interp.sae import check_sae, sae_label, sparse_encode
 
     sae = sae_or_neuron
@@ -345,7 +355,7 @@ def _resolve_units(model: HookedTransformer, sae_or_neuron: Any, features: Itera
         return rows[keep], mine[keep], values[keep]
 
     return _Units(sae.cfg.metadata.hook_name, units, transform, "feature", f"SAE {sae_label(sae)}",
-                  f"sae-{_sae_fingerprint(sae)}")
+                  f"sae-{_sae_fingerprint(sae)}", sae.cfg.d_sae)
 
 
 def encode_texts(
@@ -407,7 +417,10 @@ def max_activating_examples(
         features: SAE features to track (default all).
         k: examples kept per unit.
         context: tokens of context kept, `before` or `(before, after)`.
-        batch_size: texts per forward pass; texts are left-padded with an attention mask.
+        batch_size: texts per forward pass, at most; texts are left-padded with an attention
+            mask, grouped by length, and long ones go in smaller batches so that no batch holds
+            more than `batch_size * max_len / 2` tokens with padding (peak memory is set by that
+            budget, not by the longest texts a corpus happens to hold).
         max_len: texts are cut to this many tokens (with `<bos>`).
         cache: read and write the on-disk cache. A list, file or dataset is keyed by its
             content; a one-shot generator is keyed by its content after the pass (so the same
@@ -435,7 +448,7 @@ def max_activating_examples(
     args = {"units": spec.identity, "which": _hash_list(spec.units), "k": k, "context": [before, after],
             "max_len": max_len, "skip_bos": True}
 
-    total = math.ceil(len(corpus) / batch_size) if isinstance(corpus, (list, tuple)) else None
+    total = len(corpus) if isinstance(corpus, (list, tuple)) else None
 
     def compute(texts: Iterable[str], hasher: Any = None) -> dict[str, torch.Tensor]:
         return _stream(model, spec, texts, k, (before, after), batch_size, max_len, (progress, total), hasher)
@@ -460,13 +473,48 @@ def _hash_list(values: list[int]) -> str:
 
 
 _WINDOW = 8  # batches read ahead and sorted by length, so each batch is padded little
+_ROWS = 64  # the SAE encodes a multiple of this many token rows at a time
+_ENCODE_ELEMENTS = {"cpu": 1 << 20, "cuda": 1 << 24}  # rows x d_sae encoded at once (default: cuda's)
 _PENDING = 1 << 40  # example ids of the batch being merged, remapped to corpus indices right after
+
+
+def _length_batches(lengths: torch.Tensor, batch_size: int, max_tokens: int) -> list[torch.Tensor]:
+    """Indices of texts, shortest first, cut into batches of at most `batch_size` texts and at
+    most `max_tokens` tokens once padded to the batch's longest text."""
+    order = lengths.argsort()
+    batches, start = [], 0
+    for i, n in enumerate(lengths[order].tolist()):  # ascending: text i sets the batch's width
+        if i > start and (i - start + 1 > batch_size or (i - start + 1) * n > max_tokens):
+            batches.append(order[start:i])
+            start = i
+    batches.append(order[start:])
+    return batches
+
+
+def _encode_rows(spec: _Units, flat: torch.Tensor, at: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """`(position, unit, value)` of what fires at rows `at` of `flat`, encoded in chunks.
+
+    A chunk holds `rows x d_sae` pre-activations, so the pass's peak memory is set by the chunk,
+    not by the longest batch the corpus happens to hold; the last chunk is padded with copies of
+    its first row to a multiple of `_ROWS`, so a long pass meets few matmul shapes (torch keeps a
+    kernel plan per shape).
+    """
+    budget = _ENCODE_ELEMENTS.get(flat.device.type, _ENCODE_ELEMENTS["cuda"])
+    chunk = max(_ROWS, budget // spec.width // _ROWS * _ROWS)
+    parts = []
+    for start in range(0, max(at.numel(), 1), chunk):
+        rows = at[start : start + chunk]
+        padded = torch.cat([rows, rows[:1].expand(-rows.numel() % _ROWS)])
+        hit, unit, value = spec.transform(flat[padded])
+        real = hit < rows.numel()
+        parts.append((rows[hit[real]], unit[real], value[real]))
+    return tuple(torch.cat(p) for p in zip(*parts))
 
 
 def _stream(model, spec: _Units, texts, k, context, batch_size, max_len, bar_opts, hasher) -> dict:
     (before, after), (progress, total) = context, bar_opts
     tracker = (SparseStreamingTopK if spec.kind == "feature" else StreamingTopK)(len(spec.units), k, before=before, after=after)
-    bar = tqdm(desc=f"max-activating {spec.kind}s", unit="batch", total=total, disable=not progress, mininterval=1.0)
+    bar = tqdm(desc=f"max-activating {spec.kind}s", unit="text", total=total, disable=not progress, mininterval=1.0)
     seen = 0
     for window in batched(texts, batch_size * _WINDOW):
         if hasher is not None:
@@ -474,7 +522,7 @@ def _stream(model, spec: _Units, texts, k, context, batch_size, max_len, bar_opt
                 hasher.update(text.encode() + b"\x00")
         tokens, mask = encode_texts(model, window, max_len)
         lengths = mask.sum(1)
-        for rows in lengths.argsort().split(batch_size):
+        for rows in _length_batches(lengths, batch_size, max(max_len, batch_size * max_len // 2)):
             width = int(lengths[rows].max())
             batch_tokens, batch_mask = tokens[rows, -width:], mask[rows, -width:]
             acts = harvest(model, batch_tokens, [spec.hook], attention_mask=batch_mask)[spec.hook]
@@ -484,17 +532,20 @@ def _stream(model, spec: _Units, texts, k, context, batch_size, max_len, bar_opt
             tracker.n_examples = _PENDING
             if isinstance(tracker, SparseStreamingTopK):  # encode only the real tokens, keep what fires
                 at = batch_mask.view(-1).nonzero().squeeze(1)
-                fired_rows, units, values = spec.transform(acts.reshape(-1, *acts.shape[2:])[at])
-                tracker.update_sparse(at[fired_rows], units, values, batch_tokens, batch_mask)
+                fired = _encode_rows(spec, acts.reshape(-1, *acts.shape[2:]), at)
+                tracker.update_sparse(*fired, batch_tokens, batch_mask)
             else:
                 tracker.update(spec.transform(acts), batch_tokens, batch_mask)
             new = tracker.example >= _PENDING
             tracker.example[new] = seen + rows.cpu()[tracker.example[new] - _PENDING]
-            bar.update(1)
+            bar.update(len(rows))
         seen += len(window)
         tracker.n_examples = seen
     bar.close()
-    used = torch.unique(tracker.context_tokens[tracker.context_tokens != PAD])
+    if isinstance(tracker, SparseStreamingTopK):
+        tracker.sort_()
+    used = torch.unique(tracker.context_tokens)  # not a masked copy first: its size grows as the slots fill
+    used = used[used != PAD]
     return {"units": torch.tensor(spec.units), "values": tracker.values, "example": tracker.example,
             "position": tracker.position, "context_tokens": tracker.context_tokens,
             "context_acts": tracker.context_acts, "fired": tracker.fired, "hist": tracker.hist,

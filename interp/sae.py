@@ -206,9 +206,12 @@ def sparse_encode(sae: SAE, act: Float[torch.Tensor, "n ..."]) -> tuple[torch.Te
     from sae_lens import TopKSAE
 
     if type(sae).encode is TopKSAE.encode and type(sae.activation_fn).__name__ == "TopK":
-        hidden = sae.hook_sae_acts_pre(sae.process_sae_in(sae_input(sae, act)) @ sae.W_enc + sae.b_enc)
+        # sae-lens' arithmetic op for op (the same features win near-ties), in place where no
+        # hook can hold the buffer: a fresh [n, d_sae] buffer per op nearly doubles the encode time
+        hidden = sae.hook_sae_acts_pre((sae.process_sae_in(sae_input(sae, act)) @ sae.W_enc).add_(sae.b_enc))
         if sae.cfg.rescale_acts_by_decoder_norm:
-            hidden = hidden * sae.W_dec.norm(dim=-1)
+            norms = sae.W_dec.norm(dim=-1)
+            hidden = hidden * norms if sae.hook_sae_acts_pre._forward_hooks else hidden.mul_(norms)
         values, features = hidden.topk(sae.cfg.k, dim=-1, sorted=False)
         keep = values > 0
         rows = torch.arange(values.shape[0], device=values.device)[:, None].expand_as(values)
@@ -494,6 +497,8 @@ def _density(
         else:
             density = max_activating_examples(model, sae, corpus, progress=False)
     if hasattr(density, "density") and hasattr(density, "units"):  # a MaxActivatingExamples
+        if density.kind != "feature" or int(density.units.max()) >= n:
+            raise ValueError(f"density= holds {density.kind}s of {density.source}, not this SAE's {n} features")
         full = torch.full((n,), float("nan"))
         full[density.units] = density.density
         return full

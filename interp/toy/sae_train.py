@@ -9,9 +9,10 @@ document exactly as the model was trained on it (`<bos> doc <eos>`, right-padded
 length so little is padding, the forward stopped after the SAE's block, and only real text
 tokens kept (no `<bos>`, no padding). On CPU this takes a few minutes.
 
-After training, the inference SAE is saved with `SAE.save_inference_model` (loadable with
-`sae_lens.SAE.load_from_disk`, or `interp.load_sae("toy")`), reloaded, and evaluated on fresh
-documents: explained variance, L0, dead features, and the model's next-token loss clean, with
+After training, the inference SAE is saved with `SAE.save_inference_model`, reloaded (as
+`sae_lens.SAE.load_from_disk` or `interp.load_sae("toy")` load it), stripped of the features
+that never fire on 5000 fresh documents (dead latents: dropping them changes no activation and
+makes encoding cheaper), and evaluated on other fresh documents: explained variance, L0, dead features, and the model's next-token loss clean, with
 the SAE spliced in (at every position but `<bos>`) and with the activation zero-ablated. Those
 numbers and the fingerprint of the model weights it was trained on go into the SAE's metadata
 (`cfg.json`) and `training.json`; `interp.load_sae("toy")` refuses an SAE whose fingerprint
@@ -136,6 +137,33 @@ def activation_batches(
             yield acts[(tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)]
 
 
+@torch.inference_mode()
+def prune_dead(model: HookedTransformer, sae, docs: list[str], *, batch_size: int = 64):
+    """The SAE without the features that never fire on `docs` (dead latents of the training).
+
+    A feature that never fires is never in a token's top k, so dropping its encoder column and
+    decoder row changes no activation on such text and makes every encode cheaper. Features are
+    renumbered in order.
+    """
+    hook = sae.cfg.metadata.hook_name
+    tok = model.tokenizer
+    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
+    for i in range(0, len(docs), batch_size):
+        rows = token_rows(model, docs[i : i + batch_size])
+        rows = rows[:, : int((rows != tok.pad_token_id).sum(1).max())]
+        acts = harvest(model, rows, [hook])[hook][(rows != tok.pad_token_id) & (rows != tok.bos_token_id)]
+        fired |= (sae.encode(acts) > 0).any(0)
+    keep = fired.nonzero().squeeze(1)
+    if getattr(sae.cfg, "k", 0) > len(keep):
+        raise RuntimeError(f"only {len(keep)} features fire, fewer than k={sae.cfg.k}: train longer")
+    state = {name: p.detach().clone() for name, p in sae.state_dict().items()}
+    state["W_enc"], state["b_enc"], state["W_dec"] = state["W_enc"][:, keep], state["b_enc"][keep], state["W_dec"][keep]
+    cfg = sae.cfg.to_dict() | {"d_sae": len(keep)}
+    pruned = type(sae).from_dict(cfg)
+    pruned.load_state_dict(state)
+    return pruned.eval()
+
+
 def train_sae(
     model: HookedTransformer | None = None,
     *,
@@ -147,6 +175,7 @@ def train_sae(
     lr: float = 1e-3,
     seed: int = 0,
     eval_docs: int = 1000,
+    prune_docs: int = 5000,
     progress: bool = True,
 ) -> dict:
     """Train, save, reload and evaluate the built-in SAE; returns the recorded metrics.
@@ -160,6 +189,7 @@ def train_sae(
         lr: Adam learning rate (warm-up, then cosine decay to a tenth).
         seed: seeds the corpus, the initialisation and the shuffling.
         eval_docs: fresh documents for the evaluation.
+        prune_docs: fresh documents on which a feature must fire at least once to be kept.
 
     Example:
         >>> train_sae(training_tokens=200_000, out_dir="/tmp/sae")["explained_variance"]
@@ -199,9 +229,13 @@ def train_sae(
     with tempfile.TemporaryDirectory() as tmp:  # the inference SAE, reloaded the way users load it
         trained.save_inference_model(tmp)
         sae = SAE.load_from_disk(tmp)
+    n_trained = sae.cfg.d_sae
+    sae = prune_dead(model, sae, list(corpus.documents(prune_docs, seed=seed + 2, split="train")))
     metrics = evaluate_sae(model, sae, list(corpus.documents(eval_docs, seed=seed + 1, split="train")))
     info = {
         **metrics,
+        "features_trained": n_trained,
+        "features_kept": sae.cfg.d_sae,
         "interp_model_fingerprint": fingerprint(model),
         "training_tokens": training_tokens,
         "layer": layer,
@@ -216,6 +250,7 @@ def train_sae(
     }
     for key, value in info.items():
         sae.cfg.metadata[key] = value
+    sae.cfg.metadata.num_dead_features = metrics["dead_features"]  # sae-lens' count was of the unpruned SAE
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sae.save_model(out)
