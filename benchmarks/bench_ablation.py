@@ -17,13 +17,11 @@ with synchronisation on a GPU.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 
 import torch
 from transformer_lens import HookedTransformer
 
-from benchmarks.common import Row, sync
+from benchmarks.common import Row, interleaved
 from interp.ablation import ablate_neurons, token_logprob
 from interp.hooks import harvest
 from interp.models import tokenize
@@ -33,28 +31,6 @@ SUBJECTS = ["key", "keys", "dog", "dogs", "book", "books", "teacher", "teachers"
 ATTRACTORS = ["cabinet", "cabinets", "box", "boxes", "house", "houses", "tree", "trees"]
 PROMPTS = [f"the {s} near the {a}" for s in SUBJECTS for a in ATTRACTORS]  # 64 prompts
 CORPUS = [f"{p} is old . the capital of france is paris . we visited france last year ." for p in PROMPTS] * 4
-
-
-def _paired(a: Callable[[], object], b: Callable[[], object], device: torch.device,
-            rounds: int = 7) -> tuple[float, float]:
-    """Best times of `a` and `b`, timed alternately (one warm-up round)."""
-    clock = time.process_time if device.type == "cpu" else time.perf_counter
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    best = [float("inf"), float("inf")]
-    try:
-        for i in range(rounds + 1):
-            for j, fn in enumerate((a, b)):
-                sync()
-                start = clock()
-                fn()
-                sync()
-                if i:
-                    best[j] = min(best[j], clock() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return best[0], best[1]
 
 
 def run(model: HookedTransformer) -> list[Row]:
@@ -73,7 +49,8 @@ def run(model: HookedTransformer) -> list[Row]:
     def ablate() -> None:
         ablate_neurons(model, PROMPTS, neurons, tokens=["is", "are"], batch_size=64, progress=False)
 
-    t_base, t_abl = _paired(two_forwards, ablate, device)
+    t = interleaved({"base": two_forwards, "ablate": ablate}, device)
+    t_base, t_abl = t["base"], t["ablate"]
     ratio = t_abl / t_base
     rows.append(Row(
         "ablate_neurons (clean + ablated) / tokenize + two forwards", ratio, "<= 1.3", ratio <= 1.3,
@@ -90,9 +67,10 @@ def run(model: HookedTransformer) -> list[Row]:
     def attribution() -> None:
         rank_neurons(model, PROMPTS, metric, k=10, verify=False, batch_size=64, progress=False)
 
-    t_fwd, t_attr = _paired(one_forward, attribution, device)
+    t = interleaved({"forward": one_forward, "attribution": attribution}, device)
+    t_fwd, t_attr = t["forward"], t["attribution"]
     plain = torch.inference_mode()(lambda: model(tokens, attention_mask=mask))
-    t_plain, _ = _paired(plain, lambda: None, device)
+    t_plain = interleaved({"plain": plain}, device)["plain"]
     n_neurons = model.cfg.n_layers * model.cfg.d_mlp
     ratio = t_attr / t_fwd
     rows.append(Row(
@@ -111,7 +89,8 @@ def run(model: HookedTransformer) -> list[Row]:
     def topk() -> None:
         neuron_activations(model, CORPUS, layer, 3, k=20, batch_size=32, progress=False)
 
-    t_h, t_k = _paired(harvest_only, topk, device, rounds=5)
+    t = interleaved({"harvest": harvest_only, "topk": topk}, device, rounds=5)
+    t_h, t_k = t["harvest"], t["topk"]
     ratio = t_h / t_k  # tokens/s of neuron_activations over tokens/s of harvest
     rows.append(Row("neuron_activations / harvest alone, tokens/s", ratio, ">= 0.8", ratio >= 0.8,
                     f"{len(CORPUS)} texts, {n_tokens} tokens, layer {layer}; "

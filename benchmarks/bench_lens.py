@@ -13,13 +13,11 @@ Target: lens time / forward time <= 1.3.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 
 import torch
 from transformer_lens import HookedTransformer
 
-from benchmarks.common import Row, sync
+from benchmarks.common import Row, interleaved
 from interp.lens import logit_lens
 
 TARGET = 1.3
@@ -28,34 +26,6 @@ SENTENCES = (
     "my friend is from japan . the capital of japan is tokyo . the key to the cabinets is old . "
 )
 QUESTION = "cat -> cat ; dog -> dog ; paris -> paris ; the capital of germany is"
-
-
-def interleaved(
-    fns: dict[str, Callable[[], object]], device: torch.device, rounds: int = 30, warmup: int = 3
-) -> dict[str, float]:
-    """Best time of each function in seconds, timing them in turn each round.
-
-    On a CPU the clock is the process's CPU time with one torch thread: on a shared machine wall
-    time also counts the time other processes hold the cores, which says nothing about either
-    side. On a GPU it is wall time with a device synchronisation around each call.
-    """
-    clock = time.process_time if device.type == "cpu" else time.perf_counter
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)  # CPU time of idle-spinning worker threads would be noise
-    best = {name: float("inf") for name in fns}
-    try:
-        for i in range(warmup + rounds):
-            for name, fn in fns.items():
-                sync()
-                start = clock()
-                fn()
-                sync()
-                if i >= warmup:
-                    best[name] = min(best[name], clock() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return best
 
 
 def context_prompt(model: HookedTransformer, limit: int = 128) -> str:
@@ -76,7 +46,7 @@ def run(model: HookedTransformer) -> list[Row]:
     def lens() -> None:
         logit_lens(model, tokens, positions=-1, targets="berlin")
 
-    t = interleaved({"forward": forward, "lens": lens}, tokens.device)
+    t = interleaved({"forward": forward, "lens": lens}, tokens.device, rounds=30, warmup=3)
     ratio = t["lens"] / t["forward"]
     return [
         Row(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from transformer_lens import HookedTransformer
 
-from benchmarks.bench_lens import interleaved
+from benchmarks.common import interleaved
 from benchmarks.common import Row
 from interp.hooks import harvest, hook_name, hooked
 from interp.patchscope import patchscope, target_prompt

@@ -27,7 +27,7 @@ import tracemalloc
 import torch
 from transformer_lens import HookedTransformer
 
-from benchmarks.common import Row, best_time, peak_cuda_extra, sync
+from benchmarks.common import Row, interleaved, peak_cuda_extra, sync
 from interp.data.corpus import batched
 from interp.features import _WINDOW, encode_texts, max_activating_examples
 from interp.hooks import harvest
@@ -96,15 +96,6 @@ def heap_peak_extra(fn) -> int:
     return peak[0] - base
 
 
-def interleaved_best(a, b, *, repeat: int) -> tuple[float, float]:
-    """Fastest of `repeat` runs of `a` and of `b`, alternating them so that load from other
-    processes on a shared machine hits both alike (after one warm-up run each)."""
-    best = [best_time(a, repeat=1, warmup=1), best_time(b, repeat=1, warmup=1)]
-    for _ in range(repeat - 1):
-        best = [min(best[0], best_time(a, repeat=1, warmup=0)), min(best[1], best_time(b, repeat=1, warmup=0))]
-    return best[0], best[1]
-
-
 def run(model: HookedTransformer) -> list[Row]:
     sae = _sae(model)
     hook = sae.cfg.metadata.hook_name
@@ -130,12 +121,14 @@ def run(model: HookedTransformer) -> list[Row]:
     def feature_search() -> None:
         max_activating_examples(model, sae, texts, k=20, batch_size=BATCH, max_len=MAX_LEN, cache=False, progress=False)
 
-    t_base, t_search = interleaved_best(harvest_only, feature_search, repeat=5)
+    t = interleaved({"harvest": harvest_only, "search": feature_search}, model.cfg.device, rounds=5)
+    t_base, t_search = t["harvest"], t["search"]
     ratio = t_base / t_search  # tokens/s of the search / tokens/s of the harvest
     rows = [Row("feature search (fwd + SAE encode + top-k) / harvest, tokens/s", ratio, ">= 0.8", ratio >= 0.8,
                 f"{sae.cfg.d_sae} features at {hook}, {n_tokens} tokens in corpus-order batches of {BATCH}; "
                 f"{n_tokens / t_search:.0f} vs {n_tokens / t_base:.0f} tokens/s")]
-    t_sorted, t_search = interleaved_best(harvest_sorted, feature_search, repeat=5)
+    t = interleaved({"harvest": harvest_sorted, "search": feature_search}, model.cfg.device, rounds=5)
+    t_sorted, t_search = t["harvest"], t["search"]
     overhead = t_sorted / t_search
     rows.append(Row("  same, harvest also length-sorted (encode + top-k cost alone)", overhead, "info", True,
                     f"{n_tokens / t_search:.0f} vs {n_tokens / t_sorted:.0f} tokens/s"))

@@ -8,14 +8,11 @@
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
 
 import torch
 from transformer_lens import HookedTransformer
 
-from benchmarks.common import Row, sync
+from benchmarks.common import Row, interleaved
 from interp.hooks import harvest
 from interp.models import tokenize
 from interp.steering import SteeringVector, _format, steer
@@ -30,32 +27,6 @@ PROMPTS = [
     "give me steps to wash a car .",
     "teach me to play chess .",
 ]
-
-
-def interleaved(fns: dict[str, Callable[[], object]], repeat: int = 7) -> dict[str, float]:
-    """Fastest of `repeat` runs of each function, the functions taking turns, so a busy machine
-    slows them alike instead of whichever happened to run during the busy spell. On CPU this
-    counts the process's CPU time on one thread, which other programs on a shared machine do
-    not inflate."""
-    cuda = torch.cuda.is_available()
-    clock = time.perf_counter if cuda else time.process_time
-    threads = torch.get_num_threads()
-    best = {name: math.inf for name in fns}
-    try:
-        if not cuda:
-            torch.set_num_threads(1)  # idle threads spinning would count as CPU time
-        for fn in fns.values():
-            fn()
-        for _ in range(repeat):
-            for name, fn in fns.items():
-                sync()
-                start = clock()
-                fn()
-                sync()
-                best[name] = min(best[name], clock() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return best
 
 
 def _prompts(n: int) -> list[str]:

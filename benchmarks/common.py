@@ -29,6 +29,40 @@ def best_time(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -> 
     return min(times)
 
 
+def interleaved(
+    fns: dict[str, Callable[[], object]], device: torch.device | str | None = None, *, rounds: int = 7,
+    warmup: int = 1,
+) -> dict[str, float]:
+    """Best time of each function in seconds, the functions taking turns each round, so a busy
+    spell slows them alike instead of whichever happened to run during it.
+
+    On a CPU the clock is the process's CPU time with one torch thread: on a shared machine wall
+    time also counts the time other processes hold the cores, which says nothing about either
+    side (and idle worker threads spinning would count as CPU time). On a GPU it is wall time
+    with a device synchronisation around each call.
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    cpu = torch.device(device).type == "cpu"
+    clock = time.process_time if cpu else time.perf_counter
+    threads = torch.get_num_threads()
+    if cpu:
+        torch.set_num_threads(1)
+    best = {name: float("inf") for name in fns}
+    try:
+        for i in range(warmup + rounds):
+            for name, fn in fns.items():
+                sync()
+                start = clock()
+                fn()
+                sync()
+                if i >= warmup:
+                    best[name] = min(best[name], clock() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return best
+
+
 def peak_cuda_extra(fn: Callable[[], object]) -> int | None:
     """Peak CUDA memory allocated by `fn` beyond what was allocated before (None on CPU)."""
     if not torch.cuda.is_available():
