@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -433,9 +435,7 @@ def load_sae(
     if sae_id is None or sae_id not in directory[release].saes_map:
         raise ValueError(f"unknown sae_id {sae_id!r} for release {release!r}: " + _options(ids, str(sae_id), "ids"))
     try:
-        with warnings.catch_warnings():
-            # sae-lens advises how to load the model; interp.check_sae checks that instead.
-            warnings.filterwarnings("ignore", message=".*model_from_pretrained_kwargs.*")
+        with _no_loading_advice():
             sae = SAE.from_pretrained(release, sae_id, device=str(dev))
     except (OSError, ConnectionError, TimeoutError) as err:
         raise ModelNotAvailableError(_sae_offline_message(release, sae_id, err)) from err
@@ -445,6 +445,14 @@ def load_sae(
         raise
     sae.eval()
     return sae
+
+
+@contextmanager
+def _no_loading_advice() -> Iterator[None]:
+    """Silence sae-lens' advice on how to load the model for an SAE: `interp.check_sae` checks it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\s*This SAE has non-empty model_from_pretrained_kwargs")
+        yield
 
 
 def _load_toy_sae(sae_id: str | None, device: torch.device) -> SAE:
@@ -458,7 +466,8 @@ def _load_toy_sae(sae_id: str | None, device: torch.device) -> SAE:
         raise ModelNotAvailableError(
             f"the built-in SAE has not been trained yet (no {folder / 'cfg.json'}); run `{TOY_SAE_RETRAIN}`"
         )
-    sae = SAE.load_from_disk(folder, device=str(device))
+    with _no_loading_advice():
+        sae = SAE.load_from_disk(folder, device=str(device))
     hook = sae.cfg.metadata.hook_name
     if sae_id is not None and sae_id != hook:
         raise ValueError(f"unknown sae_id {sae_id!r} for release {TOY!r}: 1 id; valid: {hook!r} (or None)")

@@ -255,6 +255,12 @@ def test_shipped_sae_reconstructs_its_layer(toy_model, toy_sae):
     assert abs(measured["l0"] - meta["l0"]) < 2, f"L0 measured {measured['l0']} vs recorded {meta['l0']}"
 
 
+def test_loading_the_shipped_sae_is_quiet(toy_model):
+    with warnings.catch_warnings():  # no sae-lens advice on loading the model: check_sae checks that
+        warnings.simplefilter("error", UserWarning)
+        interp.load_sae("toy")
+
+
 def test_shipped_sae_is_refused_for_other_weights(toy_model, toy_sae, monkeypatch):
     import copy
 
