@@ -18,16 +18,11 @@ the random-weight real-scale models.
 
 from __future__ import annotations
 
-import ctypes
-import gc
-import threading
-import time
-import tracemalloc
 
 import torch
 from transformer_lens import HookedTransformer
 
-from benchmarks.common import Row, interleaved, peak_cuda_extra, sync
+from benchmarks.common import Row, interleaved, peak_cuda_extra, peak_heap_extra, sync
 from interp.data.corpus import batched
 from interp.features import _WINDOW, encode_texts, max_activating_examples
 from interp.hooks import harvest
@@ -54,46 +49,6 @@ def _sae(model: HookedTransformer):
     torch.manual_seed(0)
     sae = TopKSAE(TopKSAEConfig(d_in=model.cfg.d_model, d_sae=d_sae, k=32, dtype="float32", metadata=meta))
     return sae.to(model.cfg.device).eval()
-
-
-def heap_peak_extra(fn) -> int:
-    """Peak extra live malloc heap while `fn` runs (glibc `mallinfo2`, sampled every 0.2 ms; torch's CPU
-    tensors are malloc'd, so they count), or tracemalloc's Python-heap peak without glibc."""
-    gc.collect()
-    try:
-        class Info(ctypes.Structure):
-            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                        "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallinfo2.restype = Info
-    except (OSError, AttributeError):
-        tracemalloc.start()
-        fn()
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        return peak
-
-    def in_use() -> int:
-        info = libc.mallinfo2()
-        return info.uordblks + info.hblkhd
-
-    base = in_use()
-    peak, done = [base], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], in_use())
-            time.sleep(0.0002)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    try:
-        fn()
-    finally:
-        done.set()
-        thread.join()
-    return peak[0] - base
 
 
 def run(model: HookedTransformer) -> list[Row]:
@@ -139,7 +94,7 @@ def run(model: HookedTransformer) -> list[Row]:
 
     n_small = 300 if small else 64  # at least two read-ahead windows of 8 batches
     pass_over(n_small)  # warm-up
-    measure = peak_cuda_extra if torch.cuda.is_available() else heap_peak_extra
+    measure = peak_cuda_extra if torch.cuda.is_available() else (lambda fn: peak_heap_extra(fn)[0])
     how = "CUDA peak extra allocation" if torch.cuda.is_available() else (
         "peak extra malloc heap (mallinfo2, torch CPU tensors included), the larger of 2 runs")
     results = {}

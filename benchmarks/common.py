@@ -3,8 +3,13 @@ in the same process, on the same model and inputs, and reports the ratio, never 
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import threading
 import time
+import tracemalloc
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 import torch
@@ -73,6 +78,47 @@ def peak_cuda_extra(fn: Callable[[], object]) -> int | None:
     fn()
     sync()
     return torch.cuda.max_memory_allocated() - base
+
+
+def peak_heap_extra(fn: Callable[[], Any]) -> tuple[int, Any]:
+    """`(peak extra bytes, fn())`: the live malloc heap (glibc `mallinfo2`: in-use blocks plus
+    mmapped chunks, so torch's CPU tensors count) sampled every 0.2 ms while `fn` runs, minus
+    the heap before; tracemalloc's Python-heap peak where glibc is unavailable."""
+    gc.collect()
+    try:
+        class Info(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                        "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = Info
+    except (OSError, AttributeError):
+        tracemalloc.start()
+        out = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak, out
+
+    def in_use() -> int:
+        info = libc.mallinfo2()
+        return info.uordblks + info.hblkhd
+
+    base = in_use()
+    peak, done = [base], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], in_use())
+            time.sleep(0.0002)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        out = fn()
+    finally:
+        done.set()
+        thread.join()
+    return peak[0] - base, out
 
 
 @dataclass

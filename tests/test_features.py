@@ -4,12 +4,11 @@ Unit tests on the tiny fixtures; the acceptance tests on the built-in model and 
 exactness against a naive top-k and that memory stays flat in the corpus size.
 """
 
-import tracemalloc
-
 import pytest
 import torch
 
 import interp
+from benchmarks.common import peak_heap_extra
 from interp.features import MaxActivatingExamples, encode_texts
 from interp.hooks import count_hooks
 from test_sae import HOOK, make_sae
@@ -60,9 +59,8 @@ def test_sparse_tracker_matches_the_dense_one_and_topk_saes_skip_the_dense_matri
     from sae_lens import TopKSAE, TopKSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    from interp.features import SparseStreamingTopK
     from interp.sae import sparse_encode
-    from interp.topk import StreamingTopK
+    from interp.topk import SparseStreamingTopK, StreamingTopK
 
     torch.manual_seed(0)
     dense, sparse = StreamingTopK(300, 7, before=3, after=2), SparseStreamingTopK(300, 7, before=3, after=2)
@@ -258,49 +256,3 @@ def peak_rss(fn):
     with open("/proc/self/status") as f:
         hwm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
     return hwm, out
-
-
-def peak_heap_extra(fn):
-    """`(peak extra bytes, fn())`: the live malloc heap (glibc `mallinfo2`: in-use blocks plus
-    mmapped chunks, so torch's CPU tensors count) sampled every 0.2 ms while `fn` runs, minus
-    the heap before; tracemalloc's Python-heap peak where glibc is unavailable."""
-    import ctypes
-    import gc
-    import threading
-    import time
-
-    gc.collect()
-    try:
-        class Info(ctypes.Structure):
-            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                        "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallinfo2.restype = Info
-    except (OSError, AttributeError):
-        tracemalloc.start()
-        out = fn()
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        return peak, out
-
-    def in_use():
-        info = libc.mallinfo2()
-        return info.uordblks + info.hblkhd
-
-    base = in_use()
-    peak, done = [base], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], in_use())
-            time.sleep(0.0002)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    try:
-        out = fn()
-    finally:
-        done.set()
-        thread.join()
-    return peak[0] - base, out
