@@ -353,7 +353,7 @@ def max_activating_examples(
     args = {"units": spec.identity, "which": _hash_list(spec.units), "k": k, "context": [before, after],
             "max_len": max_len, "skip_bos": True}
 
-    total = len(corpus) if isinstance(corpus, (list, tuple)) else None
+    total = len(corpus) if hasattr(corpus, "__len__") and not isinstance(corpus, (str, Path)) else None
 
     def compute(texts: Iterable[str], hasher: Any = None) -> dict[str, torch.Tensor]:
         return _stream(model, spec, texts, k, (before, after), batch_size, max_len, (progress, total), hasher)

@@ -52,3 +52,17 @@ def test_corpus_readers(tmp_path):
         list(iter_texts(tmp_path / "missing.txt"))
     with pytest.raises(TypeError, match="example 0 is int"):
         list(iter_texts([3]))
+
+
+def test_a_hugging_face_dataset_is_a_corpus(gpt2_like):
+    from datasets import Dataset
+
+    import interp
+
+    data = Dataset.from_dict({"text": ["the cat sat", "", "paris is big"], "id": [1, 2, 3]})
+    assert list(iter_texts(data)) == ["the cat sat", "paris is big"]
+    with pytest.raises(ValueError, match=r"no 'text' column: its columns are \['id'\]"):
+        list(iter_texts(Dataset.from_dict({"id": [1]})))
+    top = interp.max_activating_examples(gpt2_like, (1, [0, 5]), data, k=2, progress=False, cache=False)
+    assert top.n_examples == 2 and top.n_tokens == 6
+

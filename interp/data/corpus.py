@@ -47,7 +47,10 @@ def _raw(corpus: Corpus, column: str) -> Iterator[Any]:
             with open(file, encoding="utf-8") as f:
                 yield from (line.rstrip("\n") for line in f)
         return
-    if hasattr(corpus, "column_names") and column in getattr(corpus, "column_names", ()):
+    if hasattr(corpus, "column_names"):  # a Hugging Face dataset (streaming ones may not know their columns)
+        columns = corpus.column_names
+        if columns is not None and column not in columns:
+            raise ValueError(f"the dataset has no {column!r} column: its columns are {list(columns)}")
         for row in corpus:
             yield row[column]
         return
