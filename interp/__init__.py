@@ -78,8 +78,14 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
+_SUBMODULES = ("ablation", "cache", "data", "features", "hooks", "lens", "models", "neurons", "patchscope",
+               "plotting", "refusal", "sae", "steering", "topk", "toy")
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
+    if module is None and name in _SUBMODULES:  # `interp.toy.corpus...` works after a bare `import interp`
+        return importlib.import_module(f"interp.{name}")
     if module is None:
         raise AttributeError(f"module 'interp' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"interp.{module}"), name)
@@ -88,7 +94,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
 
 
 if TYPE_CHECKING:  # pragma: no cover

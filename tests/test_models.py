@@ -93,6 +93,7 @@ def test_import_is_cheap():
     import subprocess
     import sys
 
-    code = "import sys, interp; print('transformer_lens' in sys.modules, 'torch' in sys.modules)"
+    code = ("import sys, interp; docs = list(interp.toy.corpus.documents(2)); interp.data.prompts; "
+            "print('transformer_lens' in sys.modules, 'torch' in sys.modules, len(docs))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False"]
+    assert out.split() == ["False", "False", "2"], "submodules load on first use, and the corpus needs no torch"

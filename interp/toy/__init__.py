@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 # The submodule `interp.toy.evaluate` is imported here and its function then bound to the same
 # name, so `interp.toy.evaluate(model)` is always the function (the module stays importable as
 # `from interp.toy.evaluate import ToyEval`). The module imports torch lazily.
+from interp.toy import corpus  # pure Python: `interp.toy.corpus.documents(n)` is a ready corpus
 from interp.toy.evaluate import THRESHOLDS, ToyEval, evaluate
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ TOY_DIR = Path(__file__).resolve().parent / "artifacts"
 
 RETRAIN_HINT = "retrain the built-in model with `python -m interp.toy.train` (about 15 minutes on CPU)"
 
-__all__ = ["THRESHOLDS", "TOY_DIR", "ToyArtifactError", "ToyEval", "evaluate", "load_toy",
+__all__ = ["THRESHOLDS", "TOY_DIR", "ToyArtifactError", "ToyEval", "corpus", "evaluate", "load_toy",
            "shipped_eval"]
 
 
