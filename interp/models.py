@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from jaxtyping import Int
 from transformer_lens import HookedTransformer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sae_lens import SAE
+
+_T = TypeVar("_T")
 
 TOY = "toy"
 #: Names shown in errors and the app; any other TransformerLens official name loads too.
@@ -86,14 +92,26 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(_DTYPES)}")
 
 
-def _offline_message(name: str, err: BaseException) -> str:
-    return (
-        f"Could not load the weights of {name!r}: they are not in the local Hugging Face cache and "
-        f"the hub could not be reached ({type(err).__name__}). To get them, run "
-        f"`interp.load_model({name!r})` once on a machine with internet access (the weights land "
-        f"in the Hugging Face cache), or copy a cache that has them and point HF_HOME at it. "
-        f"The built-in model works offline: interp.load_model({TOY!r})."
-    )
+_HUB_CLIENTS = {"huggingface_hub", "requests", "httpx", "urllib3"}  # they raise their own HTTP error types
+
+
+def _from_hub(load: Callable[[], _T], what: str, call: str, offline: str) -> _T:
+    """`load()`, with a failure to find the weights locally or on the hub turned into one
+    `ModelNotAvailableError` that says how to get them (`call`, run once online) and what works
+    offline instead."""
+    try:
+        return load()
+    except Exception as err:
+        if not isinstance(err, (OSError, ConnectionError, TimeoutError)) and (
+            type(err).__module__.split(".")[0] not in _HUB_CLIENTS
+        ):
+            raise
+        raise ModelNotAvailableError(
+            f"Could not load {what}: not in the local Hugging Face cache and the hub could not be "
+            f"reached ({type(err).__name__}). To get them, run `{call}` once on a machine with internet "
+            f"access (the weights land in the Hugging Face cache), or copy a cache that has them and "
+            f"point HF_HOME at it. {offline}"
+        ) from err
 
 
 def load_model(
@@ -140,16 +158,13 @@ def load_model(
     kwargs = {"device": str(dev)}
     if dt is not None:
         kwargs["dtype"] = dt
-    try:
+    def load() -> HookedTransformer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            model = HookedTransformer.from_pretrained(name, **kwargs)
-    except (OSError, ConnectionError, TimeoutError) as err:
-        raise ModelNotAvailableError(_offline_message(name, err)) from err
-    except Exception as err:  # the hub client raises its own HTTP error types
-        if type(err).__module__.split(".")[0] in {"huggingface_hub", "requests", "httpx", "urllib3"}:
-            raise ModelNotAvailableError(_offline_message(name, err)) from err
-        raise
+            return HookedTransformer.from_pretrained(name, **kwargs)
+
+    model = _from_hub(load, f"the weights of {name!r}", f"interp.load_model({name!r})",
+                      f"The built-in model works offline: interp.load_model({TOY!r}).")
     model.eval()
     return model
 
@@ -358,23 +373,8 @@ def offline() -> bool:
 
 # --- sparse autoencoders ----------------------------------------------------------------------
 
-from typing import TYPE_CHECKING  # noqa: E402
-
-if TYPE_CHECKING:  # pragma: no cover
-    from sae_lens import SAE
-
 #: The built-in SAE's release name (trained on the built-in model by `python -m interp.toy.sae_train`).
 TOY_SAE_RETRAIN = "python -m interp.toy.sae_train"
-
-
-def _sae_offline_message(release: str, sae_id: str, err: BaseException) -> str:
-    return (
-        f"Could not load the SAE {release!r} / {sae_id!r}: its weights are not in the local Hugging "
-        f"Face cache and the hub could not be reached ({type(err).__name__}). To get them, run "
-        f"`interp.load_sae({release!r}, {sae_id!r})` once on a machine with internet access (the "
-        f"weights land in the Hugging Face cache), or copy a cache that has them and point HF_HOME "
-        f"at it. The built-in SAE works offline: interp.load_sae({TOY!r}) with interp.load_model({TOY!r})."
-    )
 
 
 def _options(valid: list[str], bad: str, what: str, limit: int = 12) -> str:
@@ -434,15 +434,12 @@ def load_sae(
     ids = list(directory[release].saes_map)
     if sae_id is None or sae_id not in directory[release].saes_map:
         raise ValueError(f"unknown sae_id {sae_id!r} for release {release!r}: " + _options(ids, str(sae_id), "ids"))
-    try:
+    def load() -> SAE:
         with _no_loading_advice():
-            sae = SAE.from_pretrained(release, sae_id, device=str(dev))
-    except (OSError, ConnectionError, TimeoutError) as err:
-        raise ModelNotAvailableError(_sae_offline_message(release, sae_id, err)) from err
-    except Exception as err:  # the hub client raises its own HTTP error types
-        if type(err).__module__.split(".")[0] in {"huggingface_hub", "requests", "httpx", "urllib3"}:
-            raise ModelNotAvailableError(_sae_offline_message(release, sae_id, err)) from err
-        raise
+            return SAE.from_pretrained(release, sae_id, device=str(dev))
+
+    sae = _from_hub(load, f"the SAE {release!r} / {sae_id!r}", f"interp.load_sae({release!r}, {sae_id!r})",
+                    f"The built-in SAE works offline: interp.load_sae({TOY!r}) with interp.load_model({TOY!r}).")
     sae.eval()
     return sae
 
