@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 from jaxtyping import Int
@@ -161,13 +161,21 @@ def harvest(
     """Run the model only as far as the deepest site and return the activations there.
 
     This is `run_with_cache` for a few sites: one hook each, nothing else kept, and the
-    forward stops after the last block needed (`stop_at_layer`).
+    forward stops after the last block needed (`stop_at_layer`). When the deepest site is a
+    block's `resid_pre`, that block does not run at all: its input is what the blocks before it
+    return.
 
     Example:
         >>> tokens, mask = interp.tokenize(model, prompts)
         >>> acts = harvest(model, tokens, [("resid_post", 2)], attention_mask=mask)
     """
     names = _names(model, sites)
-    with record(model, names, select=select) as store:
-        model(tokens, attention_mask=attention_mask, stop_at_layer=last_layer(names) + 1)
-    return dict(store)
+    deepest = last_layer(names)
+    entry = SITES["resid_pre"].format(layer=deepest)
+    stop_before = all(layer_of(n) < deepest or n == entry for n in names)  # skip block `deepest` itself
+    hooks = [n for n in names if not (stop_before and n == entry)]
+    with record(model, hooks, select=select) if hooks else nullcontext({}) as store:
+        out = model(tokens, attention_mask=attention_mask, stop_at_layer=deepest + (not stop_before))
+    if stop_before:  # what blocks[:deepest] return is block `deepest`'s resid_pre
+        store[entry] = (select(out) if select is not None else out).detach()
+    return {n: store[n] for n in names}

@@ -38,6 +38,23 @@ def test_harvest_matches_run_with_cache_and_stops_early(tiny_model):
     assert count_hooks(tiny_model) == 0
 
 
+def test_harvest_at_resid_pre_does_not_run_that_block(tiny_model):
+    model = tiny_model
+    tokens, mask = tokenize(model, ["the cat sat on the mat", "the dog"])
+    _, cache = model.run_with_cache(tokens, attention_mask=mask)
+    for sites in ([("resid_pre", 0)], [("resid_pre", 2)], [("mlp_out", 0), ("resid_pre", 1)]):
+        ran = []
+        blocks = [(f"blocks.{i}.hook_resid_mid", lambda act, hook: ran.append(hook.name)) for i in range(3)]
+        with hooked(model, blocks):
+            acts = harvest(model, tokens, sites, attention_mask=mask, select=lambda a: a[:, -2:])
+        deepest = max(layer for _, layer in sites)
+        assert ran == [f"blocks.{i}.hook_resid_mid" for i in range(deepest)], f"{sites}: blocks run {ran}"
+        assert list(acts) == [hook_name(model, *s) for s in sites]
+        for name, act in acts.items():
+            torch.testing.assert_close(act, cache[name][:, -2:])
+    assert count_hooks(model) == 0
+
+
 def test_record_select_keeps_only_what_is_asked(gpt2_like):
     tokens, _ = tokenize(gpt2_like, "the cat sat on the mat")
     with record(gpt2_like, [("resid_pre", 1)], select=lambda a: a[:, -1]) as acts:
