@@ -4,6 +4,7 @@ Unit tests run on the tiny fixtures with tiny random sae-lens SAEs; the acceptan
 the built-in model and its shipped SAE (skipped until the model is trained).
 """
 
+import json
 import warnings
 
 import pytest
@@ -253,6 +254,24 @@ def test_shipped_sae_reconstructs_its_layer(toy_model, toy_sae):
         f"spliced-in loss must be recorded between clean and zero-ablated: {meta.to_dict()}"
     )
     assert abs(measured["l0"] - meta["l0"]) < 2, f"L0 measured {measured['l0']} vs recorded {meta['l0']}"
+
+
+def test_the_training_script_trains_prunes_and_records(toy_model, tmp_path):
+    from sae_lens import SAE
+
+    from interp.toy.sae_train import train_sae
+
+    info = train_sae(toy_model, out_dir=tmp_path, training_tokens=60_000, d_sae=256, k=8, eval_docs=50,
+                     prune_docs=200, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        sae = SAE.load_from_disk(tmp_path)
+    recorded = json.loads((tmp_path / "training.json").read_text())
+    assert recorded == info and sae.cfg.metadata.num_dead_features == info["dead_features"]
+    assert info["features_trained"] == 256 and sae.cfg.d_sae == info["features_kept"] <= 256
+    assert info["explained_variance"] > 0.1 and info["l0"] <= 8, f"a few steps must already learn something: {info}"
+    assert info["ce_loss_clean"] <= info["ce_loss_with_sae"] < info["ce_loss_zero_ablated"], info
+    interp.check_sae(toy_model, sae)  # it records the weights it was trained on
 
 
 def test_loading_the_shipped_sae_is_quiet(toy_model):
