@@ -356,12 +356,14 @@ def token_id(model: HookedTransformer, token: str | int) -> int:
         if not 0 <= token < model.cfg.d_vocab:
             raise KeyError(f"token id {token} is outside the vocabulary [0, {model.cfg.d_vocab})")
         return token
-    vocab = model.tokenizer.get_vocab()
+    tok = model.tokenizer
+    unk = getattr(tok, "unk_token_id", None)
     for candidate in (token, " " + token.lstrip(), "Ġ" + token.lstrip(), "▁" + token.lstrip()):
-        if candidate in vocab and candidate != getattr(model.tokenizer, "unk_token", None):
-            return vocab[candidate]
+        found = tok.convert_tokens_to_ids(candidate)  # a lookup, not a copy of a 256k-entry vocabulary
+        if isinstance(found, int) and found != unk:
+            return found
     ids = model.to_tokens(token, prepend_bos=False)[0]
-    if len(ids) == 1 and int(ids[0]) != getattr(model.tokenizer, "unk_token_id", None):
+    if len(ids) == 1 and int(ids[0]) != unk:
         return int(ids[0])
     raise KeyError(f"{token!r} is not a single token in {model.cfg.model_name!r}'s vocabulary")
 

@@ -78,6 +78,9 @@ def test_unknown_words_warn_once(gpt2_like):
 
 def test_token_id(gpt2_like):
     assert gpt2_like.to_str_tokens(torch.tensor([interp.token_id(gpt2_like, "paris")]))[0] == "paris"
+    assert interp.token_id(gpt2_like, " paris") == interp.token_id(gpt2_like, "paris") == gpt2_like.to_single_token("paris")
+    with pytest.raises(KeyError, match="not a single token"):
+        interp.token_id(gpt2_like, gpt2_like.tokenizer.unk_token)
     with pytest.raises(KeyError, match="'london' is not a single token"):
         interp.token_id(gpt2_like, "london")
     with pytest.raises(KeyError, match="outside the vocabulary"):
