@@ -80,6 +80,9 @@ def peak_cuda_extra(fn: Callable[[], object]) -> int | None:
     return torch.cuda.max_memory_allocated() - base
 
 
+_MALLINFO2 = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+
+
 def peak_heap_extra(fn: Callable[[], Any]) -> tuple[int, Any]:
     """`(peak extra bytes, fn())`: the live malloc heap (glibc `mallinfo2`: in-use blocks plus
     mmapped chunks, so torch's CPU tensors count) sampled every 0.2 ms while `fn` runs, minus
@@ -87,8 +90,7 @@ def peak_heap_extra(fn: Callable[[], Any]) -> tuple[int, Any]:
     gc.collect()
     try:
         class Info(ctypes.Structure):
-            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                        "fsmblks", "uordblks", "fordblks", "keepcost")]
+            _fields_ = [(n, ctypes.c_size_t) for n in _MALLINFO2]
 
         libc = ctypes.CDLL("libc.so.6")
         libc.mallinfo2.restype = Info

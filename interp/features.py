@@ -419,7 +419,8 @@ def _encode_rows(spec: _Units, flat: torch.Tensor, at: torch.Tensor) -> tuple[to
 def _stream(model, spec: _Units, texts, k, context, batch_size, max_len, bar_opts, hasher) -> dict:
     (before, after), (progress, total) = context, bar_opts
     tracker = (SparseStreamingTopK if spec.kind == "feature" else StreamingTopK)(len(spec.units), k, before=before, after=after)
-    bar = tqdm(desc=f"max-activating {spec.kind}s", unit="text", total=total, disable=not progress, mininterval=1.0)
+    bar = tqdm(desc=f"max-activating {spec.kind}s", unit="text", total=total, disable=not progress,
+               mininterval=1.0)
     seen = 0
     for window in batched(texts, batch_size * _WINDOW):
         if hasher is not None:

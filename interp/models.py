@@ -440,8 +440,9 @@ def load_sae(
         with _no_loading_advice():
             return SAE.from_pretrained(release, sae_id, device=str(dev))
 
-    sae = _from_hub(load, f"the SAE {release!r} / {sae_id!r}", f"interp.load_sae({release!r}, {sae_id!r})",
-                    f"The built-in SAE works offline: interp.load_sae({TOY!r}) with interp.load_model({TOY!r}).")
+    offline = f"The built-in SAE works offline: interp.load_sae({TOY!r}) with interp.load_model({TOY!r})."
+    call = f"interp.load_sae({release!r}, {sae_id!r})"
+    sae = _from_hub(load, f"the SAE {release!r} / {sae_id!r}", call, offline)
     sae.eval()
     return sae
 

@@ -498,7 +498,9 @@ def _density(
             density = max_activating_examples(model, sae, corpus, progress=False)
     if hasattr(density, "density") and hasattr(density, "units"):  # a MaxActivatingExamples
         if density.kind != "feature" or int(density.units.max()) >= n:
-            raise ValueError(f"density= holds {density.kind}s of {density.source}, not this SAE's {n} features")
+            raise ValueError(
+                f"density= holds {density.kind}s of {density.source}, not this SAE's {n} features"
+            )
         full = torch.full((n,), float("nan"))
         full[density.units] = density.density
         return full

@@ -194,12 +194,17 @@ class SparseStreamingTopK(StreamingTopK):
         self.values.view(-1)[target] = v[pick].cpu()
         self.example.view(-1)[target] = (bb + n_ex).cpu()
         self.position.view(-1)[target] = (pp - first[bb]).cpu()
-        self.context_tokens.view(-1, width)[target] = tokens.to(dev).reshape(-1)[near].masked_fill(~inside, PAD).cpu()
-        self.context_acts.view(-1, width)[target] = torch.where((keys[idx] == query) & inside, v[order][idx], 0.0).cpu()
+        ctx_tokens = tokens.to(dev).reshape(-1)[near].masked_fill(~inside, PAD)
+        self.context_tokens.view(-1, width)[target] = ctx_tokens.cpu()
+        ctx_acts = torch.where((keys[idx] == query) & inside, v[order][idx], 0.0)
+        self.context_acts.view(-1, width)[target] = ctx_acts.cpu()
 
     def sort_(self) -> None:
         """Order every unit's slots strongest first (as `StreamingTopK` keeps them)."""
         order = self.values.argsort(1, descending=True)
-        self.values, self.example, self.position = (t.gather(1, order) for t in (self.values, self.example, self.position))
+        self.values, self.example, self.position = (
+            t.gather(1, order) for t in (self.values, self.example, self.position)
+        )
         wide = order[..., None].expand(-1, -1, self.context_tokens.shape[2])
-        self.context_tokens, self.context_acts = self.context_tokens.gather(1, wide), self.context_acts.gather(1, wide)
+        self.context_tokens = self.context_tokens.gather(1, wide)
+        self.context_acts = self.context_acts.gather(1, wide)

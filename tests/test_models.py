@@ -78,7 +78,8 @@ def test_unknown_words_warn_once(gpt2_like):
 
 def test_token_id(gpt2_like):
     assert gpt2_like.to_str_tokens(torch.tensor([interp.token_id(gpt2_like, "paris")]))[0] == "paris"
-    assert interp.token_id(gpt2_like, " paris") == interp.token_id(gpt2_like, "paris") == gpt2_like.to_single_token("paris")
+    paris = gpt2_like.to_single_token("paris")
+    assert interp.token_id(gpt2_like, " paris") == interp.token_id(gpt2_like, "paris") == paris
     with pytest.raises(KeyError, match="not a single token"):
         interp.token_id(gpt2_like, gpt2_like.tokenizer.unk_token)
     with pytest.raises(KeyError, match="'london' is not a single token"):
@@ -99,4 +100,4 @@ def test_import_is_cheap():
     code = ("import sys, interp; docs = list(interp.toy.corpus.documents(2)); interp.data.prompts; "
             "print('transformer_lens' in sys.modules, 'torch' in sys.modules, len(docs))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["False", "False", "2"], "submodules load on first use, and the corpus needs no torch"
+    assert out.split() == ["False", "False", "2"], "submodules load on first use; the corpus needs no torch"

@@ -269,7 +269,7 @@ def test_the_training_script_trains_prunes_and_records(toy_model, tmp_path):
     recorded = json.loads((tmp_path / "training.json").read_text())
     assert recorded == info and sae.cfg.metadata.num_dead_features == info["dead_features"]
     assert info["features_trained"] == 256 and sae.cfg.d_sae == info["features_kept"] <= 256
-    assert info["explained_variance"] > 0.1 and info["l0"] <= 8, f"a few steps must already learn something: {info}"
+    assert info["explained_variance"] > 0.1 and info["l0"] <= 8, f"a few steps learn something: {info}"
     assert info["ce_loss_clean"] <= info["ce_loss_with_sae"] < info["ce_loss_zero_ablated"], info
     interp.check_sae(toy_model, sae)  # it records the weights it was trained on
 

@@ -12,8 +12,9 @@ tokens kept (no `<bos>`, no padding). On CPU this takes a few minutes.
 After training, the inference SAE is saved with `SAE.save_inference_model`, reloaded (as
 `sae_lens.SAE.load_from_disk` or `interp.load_sae("toy")` load it), stripped of the features
 that never fire on 5000 fresh documents (dead latents: dropping them changes no activation and
-makes encoding cheaper), and evaluated on other fresh documents: explained variance, L0, dead features, and the model's next-token loss clean, with
-the SAE spliced in (at every position but `<bos>`) and with the activation zero-ablated. Those
+makes encoding cheaper), and evaluated on other fresh documents: explained variance, L0, dead
+features, and the model's next-token loss clean, with the SAE spliced in (at every position but
+`<bos>`) and with the activation zero-ablated. Those
 numbers and the fingerprint of the model weights it was trained on go into the SAE's metadata
 (`cfg.json`) and `training.json`; `interp.load_sae("toy")` refuses an SAE whose fingerprint
 does not match the shipped model, so retraining the model means rerunning this script:
@@ -157,7 +158,8 @@ def prune_dead(model: HookedTransformer, sae, docs: list[str], *, batch_size: in
     if getattr(sae.cfg, "k", 0) > len(keep):
         raise RuntimeError(f"only {len(keep)} features fire, fewer than k={sae.cfg.k}: train longer")
     state = {name: p.detach().clone() for name, p in sae.state_dict().items()}
-    state["W_enc"], state["b_enc"], state["W_dec"] = state["W_enc"][:, keep], state["b_enc"][keep], state["W_dec"][keep]
+    state["W_enc"], state["b_enc"] = state["W_enc"][:, keep], state["b_enc"][keep]
+    state["W_dec"] = state["W_dec"][keep]
     cfg = sae.cfg.to_dict() | {"d_sae": len(keep)}
     pruned = type(sae).from_dict(cfg)
     pruned.load_state_dict(state)
