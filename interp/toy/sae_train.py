@@ -39,6 +39,7 @@ from transformer_lens import HookedTransformer
 
 from interp.cache import fingerprint
 from interp.hooks import harvest, hook_name, hooked
+from interp.models import _no_loading_advice
 from interp.toy import TOY_DIR, corpus, load_toy
 
 SAE_DIR = TOY_DIR / "sae"
@@ -166,6 +167,7 @@ def prune_dead(model: HookedTransformer, sae, docs: list[str], *, batch_size: in
     return pruned.eval()
 
 
+@_no_loading_advice()  # sae-lens' advice on loading the model, for every SAE built here
 def train_sae(
     model: HookedTransformer | None = None,
     *,
