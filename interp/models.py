@@ -437,7 +437,7 @@ def load_sae(
     if sae_id is None or sae_id not in directory[release].saes_map:
         raise ValueError(f"unknown sae_id {sae_id!r} for release {release!r}: " + _options(ids, str(sae_id), "ids"))
     def load() -> SAE:
-        with _no_loading_advice():
+        with no_loading_advice():
             return SAE.from_pretrained(release, sae_id, device=str(dev))
 
     offline = f"The built-in SAE works offline: interp.load_sae({TOY!r}) with interp.load_model({TOY!r})."
@@ -448,7 +448,7 @@ def load_sae(
 
 
 @contextmanager
-def _no_loading_advice() -> Iterator[None]:
+def no_loading_advice() -> Iterator[None]:
     """Silence sae-lens' advice on how to load the model for an SAE: `interp.check_sae` checks it."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"\s*This SAE has non-empty model_from_pretrained_kwargs")
@@ -466,7 +466,7 @@ def _load_toy_sae(sae_id: str | None, device: torch.device) -> SAE:
         raise ModelNotAvailableError(
             f"the built-in SAE has not been trained yet (no {folder / 'cfg.json'}); run `{TOY_SAE_RETRAIN}`"
         )
-    with _no_loading_advice():
+    with no_loading_advice():
         sae = SAE.load_from_disk(folder, device=str(device))
     hook = sae.cfg.metadata.hook_name
     if sae_id is not None and sae_id != hook:

@@ -39,7 +39,7 @@ from transformer_lens import HookedTransformer
 
 from interp.cache import fingerprint
 from interp.hooks import harvest, hook_name, hooked
-from interp.models import _no_loading_advice
+from interp.models import no_loading_advice
 from interp.toy import TOY_DIR, corpus, load_toy
 
 SAE_DIR = TOY_DIR / "sae"
@@ -127,16 +127,24 @@ def activation_batches(
     right-padded batch wastes little; the forward stops after the hook's block.
     """
     docs = corpus.documents(10**12, seed=seed, split="train")
-    tok = model.tokenizer
     while True:
-        rows = token_rows(model, [next(docs) for _ in range(batch_docs * bucket)])
-        lengths = (rows != tok.pad_token_id).sum(1)
-        order = lengths.argsort()
-        for start in range(0, len(order), batch_docs):
-            idx = order[start : start + batch_docs]
-            tokens = rows[idx, : int(lengths[idx].max())]
-            acts = harvest(model, tokens, [hook])[hook]
-            yield acts[(tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)]
+        yield from text_activations(model, hook, [next(docs) for _ in range(batch_docs * bucket)], batch_docs)
+
+
+def text_activations(
+    model: HookedTransformer, hook: str, docs: list[str], batch_docs: int = 64
+) -> Iterator[torch.Tensor]:
+    """`[tokens, d_model]` activations at `hook` of the real text tokens of `docs`, in batches of
+    documents sorted by length (so little is padding), the forward stopped after the hook's block."""
+    tok = model.tokenizer
+    rows = token_rows(model, docs)
+    lengths = (rows != tok.pad_token_id).sum(1)
+    order = lengths.argsort()
+    for start in range(0, len(order), batch_docs):
+        idx = order[start : start + batch_docs]
+        tokens = rows[idx, : int(lengths[idx].max())]
+        acts = harvest(model, tokens, [hook])[hook]
+        yield acts[(tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)]
 
 
 @torch.inference_mode()
@@ -147,13 +155,8 @@ def prune_dead(model: HookedTransformer, sae, docs: list[str], *, batch_size: in
     decoder row changes no activation on such text and makes every encode cheaper. Features are
     renumbered in order.
     """
-    hook = sae.cfg.metadata.hook_name
-    tok = model.tokenizer
     fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool)
-    for i in range(0, len(docs), batch_size):
-        rows = token_rows(model, docs[i : i + batch_size])
-        rows = rows[:, : int((rows != tok.pad_token_id).sum(1).max())]
-        acts = harvest(model, rows, [hook])[hook][(rows != tok.pad_token_id) & (rows != tok.bos_token_id)]
+    for acts in text_activations(model, sae.cfg.metadata.hook_name, docs, batch_size):
         fired |= (sae.encode(acts) > 0).any(0)
     keep = fired.nonzero().squeeze(1)
     if getattr(sae.cfg, "k", 0) > len(keep):
@@ -167,7 +170,7 @@ def prune_dead(model: HookedTransformer, sae, docs: list[str], *, batch_size: in
     return pruned.eval()
 
 
-@_no_loading_advice()  # sae-lens' advice on loading the model, for every SAE built here
+@no_loading_advice()  # sae-lens' advice on loading the model, for every SAE built here
 def train_sae(
     model: HookedTransformer | None = None,
     *,
