@@ -64,22 +64,23 @@ _EXPORTS: dict[str, str] = {
     "refusal_score": "refusal",
     "harmless_kl": "refusal",
     # sparse autoencoders
-    "check_sae": "sae",
+    "check_sae": "sae_check",
     "feature_activations": "sae",
     "FeatureActivations": "sae",
-    "search_features": "sae",
-    "FeatureSearch": "sae",
+    "search_features": "feature_search",
+    "FeatureSearch": "feature_search",
     "max_activating_examples": "features",
     "MaxActivatingExamples": "features",
-    "feature_card": "features",
+    "feature_card": "cards",
+    "FeatureCard": "cards",
     "feature_vector": "sae",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-_SUBMODULES = ("ablation", "cache", "data", "features", "hooks", "lens", "models", "neurons", "patchscope",
-               "plotting", "refusal", "sae", "steering", "topk", "toy")
+_SUBMODULES = ("ablation", "cache", "cards", "data", "feature_search", "features", "hooks", "lens", "models",
+               "neurons", "patchscope", "plotting", "refusal", "sae", "sae_check", "steering", "topk", "toy")
 
 
 def __getattr__(name: str) -> Any:

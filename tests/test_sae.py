@@ -12,7 +12,8 @@ import torch
 
 import interp
 from interp.hooks import count_hooks
-from interp.sae import residual_directions, writing_weights_centred
+from interp.sae import residual_directions
+from interp.sae_check import writing_weights_centred
 
 HOOK = "blocks.1.hook_resid_post"
 
