@@ -5,7 +5,8 @@
   hook on the same texts in batches of the same size, tokenized the same way inside the timing,
   tokens/s: target >= 0.8. The search reads 8 batches ahead and sorts them by length, so it pads
   less than corpus-order batches; a second row gives the ratio against a harvest batched that
-  way too, which isolates the cost of the SAE encode and the top-k.
+  way too, which isolates the cost of the SAE encode and the top-k. Timed in turns, best of 5
+  (`benchmarks.common.interleaved`: CPU time on one thread on a CPU, wall time on a GPU).
 - memory flat in corpus size: the same pass over a 10x larger corpus (a generator, never held
   in memory), peak extra memory relative to the small corpus: CUDA peak allocation on a GPU,
   on CPU the peak extra live malloc heap (glibc `mallinfo2`, which counts torch's CPU tensors),
@@ -24,7 +25,7 @@ from transformer_lens import HookedTransformer
 
 from benchmarks.common import Row, interleaved, peak_cuda_extra, peak_heap_extra, sync
 from interp.data.corpus import batched
-from interp.features import _WINDOW, encode_texts, max_activating_examples
+from interp.features import _WINDOW, _length_batches, encode_texts, max_activating_examples
 from interp.hooks import harvest
 from interp.toy.corpus import documents
 
@@ -65,11 +66,11 @@ def run(model: HookedTransformer) -> list[Row]:
             harvest(model, tokens, [hook], attention_mask=mask)
 
     @torch.inference_mode()
-    def harvest_sorted() -> None:  # the search's own batching: 8 batches read ahead, sorted by length
+    def harvest_sorted() -> None:  # the search's batching: 8 batches read ahead, by length, token budget
         for window in batched(texts, BATCH * _WINDOW):
             tokens, mask = encode_texts(model, window, MAX_LEN)
             lengths = mask.sum(1)
-            for rows in lengths.argsort().split(BATCH):
+            for rows in _length_batches(lengths, BATCH, BATCH * MAX_LEN // 2):
                 width = int(lengths[rows].max())
                 harvest(model, tokens[rows, -width:], [hook], attention_mask=mask[rows, -width:])
 
