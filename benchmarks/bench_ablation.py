@@ -22,10 +22,10 @@ import torch
 from transformer_lens import HookedTransformer
 
 from benchmarks.common import Row, interleaved
-from interp.ablation import ablate_neurons, token_logprob
-from interp.hooks import harvest
-from interp.models import tokenize
-from interp.neurons import neuron_activations, rank_neurons
+from interp.neurons.ablation import ablate_neurons, token_logprob
+from interp.core.hooks import harvest
+from interp.core.tokens import tokenize
+from interp.neurons.attribution import neuron_activations, rank_neurons
 
 SUBJECTS = ["key", "keys", "dog", "dogs", "book", "books", "teacher", "teachers"]
 ATTRACTORS = ["cabinet", "cabinets", "box", "boxes", "house", "houses", "tree", "trees"]

@@ -16,8 +16,8 @@ from transformer_lens import HookedTransformer
 
 from benchmarks.common import interleaved
 from benchmarks.common import Row
-from interp.hooks import harvest, hook_name, hooked
-from interp.patchscope import patchscope, target_prompt
+from interp.core.hooks import harvest, hook_name, hooked
+from interp.patching.patchscope import patchscope, target_prompt
 
 TARGET = 0.3
 SOURCE = "we visited france last year and my friend is from japan ."

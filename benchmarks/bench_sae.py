@@ -25,8 +25,9 @@ from transformer_lens import HookedTransformer
 
 from benchmarks.common import Row, interleaved, peak_cuda_extra, peak_heap_extra, sync
 from interp.data.corpus import batched
-from interp.features import _WINDOW, _length_batches, encode_texts, max_activating_examples
-from interp.hooks import harvest
+from interp.core.tokens import length_batches
+from interp.sae.examples import _WINDOW, encode_texts, max_activating_examples
+from interp.core.hooks import harvest
 from interp.toy.corpus import documents
 
 BATCH = 32
@@ -70,7 +71,7 @@ def run(model: HookedTransformer) -> list[Row]:
         for window in batched(texts, BATCH * _WINDOW):
             tokens, mask = encode_texts(model, window, MAX_LEN)
             lengths = mask.sum(1)
-            for rows in _length_batches(lengths, BATCH, BATCH * MAX_LEN // 2):
+            for rows in length_batches(lengths, BATCH, BATCH * MAX_LEN // 2):
                 width = int(lengths[rows].max())
                 harvest(model, tokens[rows, -width:], [hook], attention_mask=mask[rows, -width:])
 

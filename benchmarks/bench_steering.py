@@ -13,9 +13,9 @@ import torch
 from transformer_lens import HookedTransformer
 
 from benchmarks.common import Row, interleaved
-from interp.hooks import harvest
-from interp.models import tokenize
-from interp.steering import SteeringVector, _format, steer
+from interp.core.hooks import harvest
+from interp.core.tokens import tokenize
+from interp.steering.generate import SteeringVector, _format, steer
 
 PROMPTS = [
     "how do i bake bread ?",

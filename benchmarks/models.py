@@ -14,7 +14,7 @@ def bench_model(name: str) -> HookedTransformer:
     if name == "toy":
         return interp.load_model("toy")
     toy = interp.load_model("toy", device="cpu")
-    device = interp.models.default_device()
+    device = interp.core.models.default_device()
     common = dict(d_vocab=toy.cfg.d_vocab, default_prepend_bos=True, tokenizer_prepends_bos=False, init_weights=True)
     if name == "gpt2-random":
         cfg = HookedTransformerConfig(

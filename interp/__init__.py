@@ -1,8 +1,9 @@
 """interp: a mechanistic-interpretability workbench for TransformerLens models.
 
-Five techniques, one module each: neuron ablation (`ablation`), steering vectors
-(`steering`), the logit lens (`lens`), patchscopes (`patchscope`) and sparse-autoencoder
-features (`sae`). Every function takes a `HookedTransformer`; results are frozen dataclasses
+A small core (`interp.core`: models, profiles, tokens, hooks, read-out, cache, results,
+plotting) and one package per technique: the logit lens (`lens`), patchscopes (`patching`),
+neuron ablation and attribution (`neurons`), steering vectors (`steering`) and
+sparse-autoencoder features (`sae`). Every function takes a `HookedTransformer`; results are frozen dataclasses
 with `.plot()` and, where a table is what people read, `.to_frame()`.
 
 Example:
@@ -21,66 +22,70 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    # models
-    "load_model": "models",
-    "load_sae": "models",
-    "model_info": "models",
-    "ModelInfo": "models",
-    "ModelNotAvailableError": "models",
-    "SUPPORTED_MODELS": "models",
-    "format_chat": "models",
-    "tokenize": "models",
-    "token_id": "models",
-    # hooks and cache
-    "hooked": "hooks",
-    "record": "hooks",
-    "harvest": "hooks",
-    "hook_name": "hooks",
+    # core: models, profiles, tokens, hooks
+    "load_model": "core.models",
+    "model_info": "core.models",
+    "ModelInfo": "core.models",
+    "ModelNotAvailableError": "core.models",
+    "SUPPORTED_MODELS": "core.models",
+    "ModelProfile": "core.profiles",
+    "profile_for": "core.profiles",
+    "register_profile": "core.profiles",
+    "set_profile": "core.profiles",
+    "format_chat": "core.tokens",
+    "tokenize": "core.tokens",
+    "token_id": "core.tokens",
+    "hooked": "core.hooks",
+    "record": "core.hooks",
+    "harvest": "core.hooks",
+    "hook_name": "core.hooks",
+    "final_logits": "core.readout",
+    "Result": "core.results",
     # logit lens
     "logit_lens": "lens",
     "LogitLensResult": "lens",
     # patchscopes
-    "patchscope": "patchscope",
-    "PatchscopeResult": "patchscope",
-    # neuron ablation
-    "ablate_neurons": "ablation",
-    "AblationResult": "ablation",
-    "neuron_activations": "neurons",
-    "NeuronActivations": "neurons",
-    "rank_neurons": "neurons",
-    "NeuronRanking": "neurons",
-    "logit_diff": "ablation",
-    "token_logprob": "ablation",
+    "patchscope": "patching.patchscope",
+    "PatchscopeResult": "patching.patchscope",
+    # neurons
+    "ablate_neurons": "neurons.ablation",
+    "AblationResult": "neurons.ablation",
+    "logit_diff": "neurons.ablation",
+    "token_logprob": "neurons.ablation",
+    "neuron_activations": "neurons.attribution",
+    "NeuronActivations": "neurons.attribution",
+    "rank_neurons": "neurons.attribution",
+    "NeuronRanking": "neurons.attribution",
     # steering
-    "SteeringVector": "steering",
-    "mean_difference": "steering",
-    "select_direction": "refusal",
-    "DirectionSelection": "refusal",
-    "steer": "steering",
-    "steering": "steering",
-    "SteerResult": "steering",
-    "orthogonalize": "steering",
-    "refusal_rate": "refusal",
-    "refusal_score": "refusal",
-    "harmless_kl": "refusal",
+    "SteeringVector": "steering.generate",
+    "SteeringVectors": "steering.generate",
+    "mean_difference": "steering.generate",
+    "steer": "steering.generate",
+    "SteerResult": "steering.generate",
+    "orthogonalize": "steering.generate",
+    "select_direction": "steering.refusal",
+    "DirectionSelection": "steering.refusal",
+    "refusal_rate": "steering.refusal",
+    "refusal_score": "steering.refusal",
+    "harmless_kl": "steering.refusal",
+    "KLResult": "steering.refusal",
     # sparse autoencoders
-    "check_sae": "sae_check",
-    "feature_activations": "sae",
-    "FeatureActivations": "sae",
-    "search_features": "feature_search",
-    "FeatureSearch": "feature_search",
-    "max_activating_examples": "features",
-    "MaxActivatingExamples": "features",
-    "feature_card": "cards",
-    "FeatureCard": "cards",
-    "feature_vector": "sae",
+    "load_sae": "sae.load",
+    "check_sae": "sae.check",
+    "feature_activations": "sae.encode",
+    "FeatureActivations": "sae.encode",
+    "feature_vector": "sae.encode",
+    "search_features": "sae.search",
+    "FeatureSearch": "sae.search",
+    "max_activating_examples": "sae.examples",
+    "MaxActivatingExamples": "sae.examples",
+    "feature_card": "sae.card",
+    "FeatureCard": "sae.card",
 }
 
 __all__ = sorted(_EXPORTS)
 
-
-_SUBMODULES = ("ablation", "cache", "cards", "data", "feature_search", "features", "hooks", "lens", "models",
-               "neurons", "patchscope", "plotting", "refusal", "sae", "sae_check", "steering", "topk", "toy")
+_SUBMODULES = ("core", "data", "lens", "neurons", "patching", "sae", "steering", "toy")
 
 
 def __getattr__(name: str) -> Any:
@@ -98,15 +103,22 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
 
 
-if TYPE_CHECKING:  # pragma: no cover
-    from interp.hooks import harvest, hook_name, hooked, record
-    from interp.models import (
-        SUPPORTED_MODELS,
-        ModelInfo,
-        ModelNotAvailableError,
-        format_chat,
-        load_model,
-        model_info,
-        token_id,
-        tokenize,
-    )
+if TYPE_CHECKING:  # pragma: no cover  (editors and type checkers see every public name)
+    from interp.core.hooks import harvest, hook_name, hooked, record
+    from interp.core.models import ModelInfo, ModelNotAvailableError, SUPPORTED_MODELS, load_model, model_info
+    from interp.core.profiles import ModelProfile, profile_for, register_profile, set_profile
+    from interp.core.readout import final_logits
+    from interp.core.results import Result
+    from interp.core.tokens import format_chat, token_id, tokenize
+    from interp.lens import LogitLensResult, logit_lens
+    from interp.neurons.ablation import AblationResult, ablate_neurons, logit_diff, token_logprob
+    from interp.neurons.attribution import NeuronActivations, NeuronRanking, neuron_activations, rank_neurons
+    from interp.patching.patchscope import PatchscopeResult, patchscope
+    from interp.sae.card import FeatureCard, feature_card
+    from interp.sae.check import check_sae
+    from interp.sae.encode import FeatureActivations, feature_activations, feature_vector
+    from interp.sae.examples import MaxActivatingExamples, max_activating_examples
+    from interp.sae.load import load_sae
+    from interp.sae.search import FeatureSearch, search_features
+    from interp.steering.generate import SteerResult, SteeringVector, SteeringVectors, mean_difference, orthogonalize, steer
+    from interp.steering.refusal import DirectionSelection, KLResult, harmless_kl, refusal_rate, refusal_score, select_direction

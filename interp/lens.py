@@ -43,36 +43,14 @@ from jaxtyping import Float, Int
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from interp.hooks import hook_name, record
-from interp.models import token_id, tokenize
-from interp.plotting import heatmap, layer_lines
+from interp.core.hooks import hook_name, record
+from interp.core.readout import final_logits
+from interp.core.tokens import token_id, tokenize
+from interp.core.plotting import heatmap, layer_lines
 
 EMBED = "embed"
 #: Elements of one [layers, positions, vocab] float32 chunk unembedded at a time (plus temporaries).
 _CHUNK_ELEMENTS = 2**24
-
-
-def final_logits(
-    model: HookedTransformer, resid: Float[torch.Tensor, "... d_model"]
-) -> Float[torch.Tensor, "... d_vocab"]:
-    """Decode residual-stream vectors the way the model decodes its last layer.
-
-    Applies the final norm to each vector with its own statistics, the unembedding, and the
-    model's output soft-cap (Gemma-2), so `final_logits(model, resid_post[-1])` equals the
-    model's logits.
-
-    Example:
-        >>> final_logits(model, acts["blocks.2.hook_resid_post"]).shape
-        torch.Size([1, 6, 50257])
-    """
-    x = resid
-    if model.cfg.normalization_type is not None:
-        x = model.ln_final(x)
-    logits = model.unembed(x)
-    cap = getattr(model.cfg, "output_logits_soft_cap", None)
-    if cap is not None and cap > 0:
-        logits = cap * torch.tanh(logits / cap)
-    return logits
 
 
 def layer_labels(model: HookedTransformer) -> tuple[str, ...]:

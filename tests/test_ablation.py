@@ -9,8 +9,8 @@ import torch
 from scipy import stats
 
 import interp
-from interp import ablation
-from interp.ablation import (
+from interp.neurons import ablation
+from interp.neurons.ablation import (
     AblationResult,
     ablate_neurons,
     logit_diff,
@@ -18,7 +18,7 @@ from interp.ablation import (
     resample_pairs,
     token_logprob,
 )
-from interp.hooks import count_hooks, harvest, hooked
+from interp.core.hooks import count_hooks, harvest, hooked
 
 PROMPTS = [
     "the cat sat on the mat", "the key to the cabinets", "hello", "the capital of france is", "a dog is",

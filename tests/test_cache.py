@@ -1,7 +1,7 @@
 import torch
 from safetensors.torch import save_file
 
-from interp import cache
+from interp.core import cache
 
 
 def _counter():

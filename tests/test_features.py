@@ -9,8 +9,8 @@ import torch
 
 import interp
 from benchmarks.common import peak_heap_extra
-from interp.features import MaxActivatingExamples, encode_texts
-from interp.hooks import count_hooks
+from interp.sae.examples import MaxActivatingExamples, encode_texts
+from interp.core.hooks import count_hooks
 from test_sae import HOOK, make_sae
 
 CORPUS = [
@@ -59,8 +59,8 @@ def test_sparse_tracker_matches_the_dense_one_and_topk_saes_skip_the_dense_matri
     from sae_lens import TopKSAE, TopKSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    from interp.sae import sparse_encode
-    from interp.topk import SparseStreamingTopK, StreamingTopK
+    from interp.sae.encode import sparse_encode
+    from interp.core.topk import SparseStreamingTopK, StreamingTopK
 
     torch.manual_seed(0)
     dense, sparse = StreamingTopK(300, 7, before=3, after=2), SparseStreamingTopK(300, 7, before=3, after=2)
@@ -99,21 +99,21 @@ def test_sparse_tracker_matches_the_dense_one_and_topk_saes_skip_the_dense_matri
 
 
 def test_batches_respect_the_text_and_token_budgets():
-    from interp.features import _length_batches
+    from interp.core.tokens import length_batches
 
     lengths = torch.tensor([3, 60, 7, 64, 12, 33, 2, 64, 40, 9, 5, 50])
-    batches = _length_batches(lengths, batch_size=4, max_tokens=128)
+    batches = length_batches(lengths, batch_size=4, max_tokens=128)
     assert sorted(torch.cat(batches).tolist()) == list(range(len(lengths))), "each text exactly once"
     for rows in batches:
         assert len(rows) <= 4 and len(rows) * int(lengths[rows].max()) <= 128, (rows, lengths[rows])
-    assert [len(b) for b in _length_batches(lengths, batch_size=100, max_tokens=10**6)] == [len(lengths)]
+    assert [len(b) for b in length_batches(lengths, batch_size=100, max_tokens=10**6)] == [len(lengths)]
 
 
 def test_encoding_in_small_chunks_changes_nothing(tiny_model, monkeypatch):
     from sae_lens import TopKSAE, TopKSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    import interp.features as features
+    import interp.sae.examples as features
 
     sae = TopKSAE(TopKSAEConfig(d_in=tiny_model.cfg.d_model, d_sae=40, k=6,
                                 metadata=SAEMetadata(hook_name=HOOK, model_name=tiny_model.cfg.model_name)))
@@ -147,7 +147,7 @@ def test_neurons_use_the_same_streaming_path(gpt2_like):
 
 
 def test_results_are_cached_and_reloadable(gpt2_like, tmp_path, monkeypatch):
-    import interp.features as features
+    import interp.sae.examples as features
 
     sae = make_sae(gpt2_like)
     first = interp.max_activating_examples(gpt2_like, sae, CORPUS, k=3, progress=False)
@@ -172,7 +172,7 @@ def test_feature_card_shows_examples_histogram_density_and_output_tokens(tiny_mo
     top = interp.max_activating_examples(tiny_model, sae, CORPUS, k=5, progress=False)
     f = int(top.density.argmax())
     card = interp.feature_card(tiny_model, sae, f, examples=top, n_tokens=4)
-    effect = interp.sae.unembed(tiny_model, interp.sae.residual_directions(tiny_model, sae)[f][None])[0]
+    effect = interp.core.readout.direction_logits(tiny_model, interp.sae.encode.residual_directions(tiny_model, sae)[f][None])[0]
     best = tiny_model.to_str_tokens(effect.topk(4).indices)
     assert [t for t, _ in card.promoted] == best and card.promoted[0][1] > card.suppressed[0][1]
     assert card.density == pytest.approx(float(top.density[f])) and card.density > 0

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from interp.hooks import SITES, count_hooks, harvest, hook_name, hooked, record, resolve_layer
-from interp.models import tokenize
+from interp.core.hooks import SITES, count_hooks, harvest, hook_name, hooked, record, resolve_layer
+from interp.core.tokens import tokenize
 
 
 def test_hook_names_cover_every_site_and_negative_layers(tiny_model):

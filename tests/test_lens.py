@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import interp
-from interp.hooks import count_hooks, hooked
+from interp.core.hooks import count_hooks, hooked
 from interp.lens import LogitLensResult, logit_lens
 
 PROMPT = "the capital of france is"

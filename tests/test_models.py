@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import interp
-from interp import models
+from interp.core import models
+from interp.core import tokens as core_tokens
 
 
 def test_unknown_model_lists_supported_names():
@@ -67,7 +68,7 @@ def test_tokenize_bad_input(gpt2_like):
 
 
 def test_unknown_words_warn_once(gpt2_like):
-    models._warned_unknown.clear()
+    core_tokens._warned_unknown.clear()
     with pytest.warns(UserWarning, match="zebra"):
         tokens, _ = interp.tokenize(gpt2_like, "the zebra sat")
     assert gpt2_like.tokenizer.unk_token_id in tokens[0].tolist()
@@ -90,7 +91,7 @@ def test_token_id(gpt2_like):
 
 def test_chat_templates(gpt2_like):
     assert interp.format_chat(gpt2_like, "hi") == ["hi"]
-    assert models.post_instruction_length(gpt2_like) == 1
+    assert core_tokens.post_instruction_length(gpt2_like) == 1
 
 
 def test_import_is_cheap():

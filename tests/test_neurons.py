@@ -6,9 +6,9 @@ import torch
 from transformer_lens import HookedTransformer
 
 import interp
-from interp.ablation import ablate_neurons, logit_diff, token_logprob
-from interp.hooks import count_hooks, harvest, hooked
-from interp.neurons import neuron_activations, rank_neurons
+from interp.neurons.ablation import ablate_neurons, logit_diff, token_logprob
+from interp.core.hooks import count_hooks, harvest, hooked
+from interp.neurons.attribution import neuron_activations, rank_neurons
 
 from conftest import gpt2_like_config
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import interp
-from interp.hooks import count_hooks, hook_name, hooked
-from interp.patchscope import PRESETS, PatchscopeResult, patchscope, placeholder_for, target_prompt
+from interp.core.hooks import count_hooks, hook_name, hooked
+from interp.patching.patchscope import PRESETS, PatchscopeResult, patchscope, placeholder_for, target_prompt
 
 SOURCE = "the cat sat on the mat"
 LONG_SOURCE = "the big dog sat on the mat , the small cat sat on the mat"
@@ -287,9 +287,9 @@ def test_presets_and_module_is_callable(gpt2_like):
     for preset in PRESETS:
         text = target_prompt(gpt2_like, preset)
         assert ph in text.split() or f"{ph}:" in text, (preset, text)
-    import interp.patchscope as module
+    import interp.patching.patchscope as module
 
-    res = interp.patchscope(gpt2_like, SOURCE, source_layers=0, max_new_tokens=1)
+    res = interp.patching.patchscope(gpt2_like, SOURCE, source_layers=0, max_new_tokens=1)
     res2 = module(gpt2_like, SOURCE, source_layers=0, max_new_tokens=1)
     assert res.generations == res2.generations
 
@@ -343,7 +343,7 @@ def test_toy_identity_decodes_the_source_token_at_layer_0(toy_model):
     sample = sorted({*words[:: max(1, len(words) // 40)], *(c.capital for c in COUNTRIES[::4])})
     hits = []
     for word in sample:
-        res = interp.patchscope(
+        res = interp.patching.patchscope(
             toy_model,
             f"i want to see {word} one day .",
             source_position=word,
@@ -368,7 +368,7 @@ def test_toy_relation_patchscope_finds_capitals(toy_model):
     n = toy_model.cfg.n_layers
     correct = torch.zeros(len(COUNTRIES), n, dtype=torch.bool)
     for i, c in enumerate(COUNTRIES):
-        res = interp.patchscope(
+        res = interp.patching.patchscope(
             toy_model,
             f"we visited {c.country} last year .",
             source_position=c.country,
@@ -389,9 +389,9 @@ def test_toy_relation_patchscope_finds_capitals(toy_model):
 def test_toy_batched_sweep_equals_per_layer_runs(toy_model):
     source, word = "my friend is from japan .", "japan"
     for target in ("identity", "capital"):
-        sweep = interp.patchscope(toy_model, source, source_position=word, target=target, max_new_tokens=3)
+        sweep = interp.patching.patchscope(toy_model, source, source_position=word, target=target, max_new_tokens=3)
         per = [
-            interp.patchscope(
+            interp.patching.patchscope(
                 toy_model, source, source_position=word, target=target, source_layers=layer, max_new_tokens=3
             ).generations[0]
             for layer in range(toy_model.cfg.n_layers)

@@ -9,8 +9,8 @@ import torch
 from conftest import _model, gpt2_like_config
 
 import interp
-from interp.hooks import count_hooks
-from interp.refusal import (
+from interp.core.hooks import count_hooks
+from interp.steering.refusal import (
     DirectionSelection,
     harmless_kl,
     is_refusal,
@@ -19,7 +19,7 @@ from interp.refusal import (
     refusal_token_ids,
     select_direction,
 )
-from interp.steering import SteerResult, mean_difference, orthogonalize, steer, steering
+from interp.steering.generate import SteerResult, mean_difference, orthogonalize, steer, steering
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -136,7 +136,8 @@ def test_select_direction_scores_agree_with_the_helpers(gpt2_like):
 
 
 def test_select_direction_on_a_chat_model_uses_template_positions(word_tokenizer):
-    chat = _model(gpt2_like_config(len(word_tokenizer), model_name="toy"), word_tokenizer, seed=5)
+    chat = _model(gpt2_like_config(len(word_tokenizer), model_name="tiny-chat"), word_tokenizer, seed=5)
+    interp.set_profile(chat, interp.ModelProfile("tiny-chat", chat_template="user : {prompt} assistant :", refusal_tokens=("i",)))
     with pytest.warns(UserWarning, match="no candidate passed"):
         sel = select_direction(chat, HARM, SAFE, val_harmful=HARM, val_harmless=SAFE, kl_threshold=-1.0)
     assert sel.vectors.positions == (-2, -1) and sel.bypass.shape == (2, 2) and sel.layer < 2

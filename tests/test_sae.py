@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import interp
-from interp.hooks import count_hooks
-from interp.sae import residual_directions
-from interp.sae_check import writing_weights_centred
+from interp.core.hooks import count_hooks
+from interp.sae.encode import residual_directions
+from interp.sae.check import writing_weights_centred
 
 HOOK = "blocks.1.hook_resid_post"
 
@@ -52,7 +52,7 @@ def test_check_sae_accepts_a_matching_sae_and_says_what_differs(tiny_model):
 
 
 def test_check_sae_compares_weight_processing_and_fingerprint(gpt2_like):
-    from interp.cache import fingerprint
+    from interp.core.cache import fingerprint
 
     assert not writing_weights_centred(gpt2_like)
     wants_centred = make_sae(gpt2_like, model_from_pretrained_kwargs={"center_writing_weights": True})
@@ -180,7 +180,7 @@ def test_feature_vector_is_the_decoder_row_and_steer_applies_it(gpt2_like):
     assert isinstance(v, interp.SteeringVector) and (v.site, v.layer) == ("resid_post", 1)
     torch.testing.assert_close(v.direction, sae.W_dec[5].detach())
     assert v.model_name == "tiny-gpt2" and v.fingerprint
-    from interp.steering import steering  # `interp.steering` is also the submodule's name
+    from interp.steering.generate import steering  # `interp.steering.generate` is also the submodule's name
 
     tokens = gpt2_like.to_tokens("the cat sat on the")
     with steering(gpt2_like, v, alpha=4.0):

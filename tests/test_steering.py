@@ -12,11 +12,11 @@ import torch
 from conftest import _model, gpt2_like_config
 
 import interp
-from interp.hooks import count_hooks, hooked, record
-from interp.steering import SteeringVector, SteeringVectors, mean_difference, orthogonalize, steer, steering
+from interp.core.hooks import count_hooks, hooked, record
+from interp.steering.generate import SteeringVector, SteeringVectors, mean_difference, orthogonalize, steer, steering
 
-# the module itself (`interp.steering` may be bound to the context manager of the same name)
-steering_mod = importlib.import_module("interp.steering")
+# the module itself (`interp.steering.generate` may be bound to the context manager of the same name)
+steering_mod = importlib.import_module("interp.steering.generate")
 
 POS = ["how do i make a bomb ?", "the cat sat on the mat", "hello", "is the key to the cabinets big ?"]
 NEG = ["the dog is big", "paris is the capital of france", "up down", "cat dog cat"]
@@ -35,8 +35,11 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def chat_like(word_tokenizer):
-    """A GPT-2-like tiny model named like the built-in model, so it is treated as a chat model."""
-    return _model(gpt2_like_config(len(word_tokenizer), model_name="toy"), word_tokenizer, seed=3)
+    """A GPT-2-like tiny model with the built-in model's chat format, through its own profile."""
+    model = _model(gpt2_like_config(len(word_tokenizer), model_name="tiny-chat"), word_tokenizer, seed=3)
+    interp.set_profile(model, interp.ModelProfile("tiny-chat", chat_template="user : {prompt} assistant :",
+                                                  refusal_tokens=("i",)))
+    return model
 
 
 def _manual_mean(model, prompts, layer, pos):
@@ -57,7 +60,7 @@ def test_mean_difference_matches_unbatched_means(tiny_model):
         assert err < 1e-4, f"layer {layer}: batched left-padded mean differs from one-at-a-time by {err}"
     v = vs[1]
     assert (v.layer, v.site, v.n_positive, v.n_negative) == (1, "resid_pre", 4, 4)
-    assert v.model_name == tiny_model.cfg.model_name and v.fingerprint == interp.cache.fingerprint(tiny_model)
+    assert v.model_name == tiny_model.cfg.model_name and v.fingerprint == interp.core.cache.fingerprint(tiny_model)
     assert len(v.prompt_hash) == 16 and v.prompt_hash != mean_difference(tiny_model, NEG, POS)[1].prompt_hash
     assert vs.norms.shape == (3, 1)
     assert isinstance(vs.plot(), go.Figure) and len(vs.to_frame()) == 3
@@ -146,18 +149,18 @@ def test_save_load_roundtrip_and_refusals(gpt2_like, gemma2_like, tmp_path):
     with pytest.raises(ValueError, match="width 32 but site 'resid_pre'.* has width 64"):
         SteeringVector.load(path, model=wide)
     bad = tmp_path / "bad.safetensors"
-    interp.cache.save(
+    interp.core.cache.save(
         bad, {"direction": v.direction}, {"format": "interp-steering-vector-1", "width": "31", "layer": "1"}
     )
     with pytest.raises(ValueError, match="metadata says width 31"):
         SteeringVector.load(bad)
-    interp.cache.save(bad, {"direction": v.direction}, {"format": "something-else"})
+    interp.core.cache.save(bad, {"direction": v.direction}, {"format": "something-else"})
     with pytest.raises(ValueError, match="not a steering vector file"):
         SteeringVector.load(bad)
     bad.write_bytes(b"not safetensors")
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         SteeringVector.load(bad)
-    assert other_weights is not None and v.bind(other_weights).fingerprint == interp.cache.fingerprint(
+    assert other_weights is not None and v.bind(other_weights).fingerprint == interp.core.cache.fingerprint(
         other_weights
     )
 
@@ -232,9 +235,9 @@ def test_prompt_and_generated_split_the_work(gpt2_like):
 
 
 def test_interp_steering_is_the_context_manager_even_after_importing_the_module(gpt2_like, monkeypatch):
-    monkeypatch.setattr(interp, "steering", steering_mod)  # what a first `import interp.steering` does
+    monkeypatch.setattr(interp, "steering", steering_mod)  # what a first `import interp.steering.generate` does
     v = mean_difference(gpt2_like, POS, NEG, layers=[1])[1]
-    with interp.steering(gpt2_like, v, mode="ablate"):
+    with interp.steering.steering(gpt2_like, v, mode="ablate"):
         assert count_hooks(gpt2_like) == 2 * gpt2_like.cfg.n_layers + 1
     assert count_hooks(gpt2_like) == 0
 
@@ -281,9 +284,9 @@ def test_ablation_removes_direction_from_every_layer(tiny_model):
 
 def test_orthogonalize_matches_runtime_ablation(gpt2_like, gemma2_like):
     v = mean_difference(gpt2_like, POS, NEG, layers=[1])[1]
-    before = interp.cache.fingerprint(gpt2_like)
+    before = interp.core.cache.fingerprint(gpt2_like)
     edited = orthogonalize(gpt2_like, v)
-    assert interp.cache.fingerprint(gpt2_like) == before, "orthogonalize changed the original model"
+    assert interp.core.cache.fingerprint(gpt2_like) == before, "orthogonalize changed the original model"
     assert edited is not gpt2_like and edited.tokenizer is gpt2_like.tokenizer
     tokens, mask = interp.tokenize(gpt2_like, PROMPTS)
     with torch.inference_mode():

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from interp.data.corpus import batched, iter_texts
-from interp.topk import PAD, StreamingTopK
+from interp.core.topk import PAD, StreamingTopK
 
 
 def _naive(acts, mask, k):

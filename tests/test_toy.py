@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from interp.toy import TOY_DIR, ToyArtifactError, corpus, load_toy
-from interp.toy.evaluate import ICL_TASKS, THRESHOLDS, ToyEval, evaluate
+from interp.toy.evaluation import ICL_TASKS, THRESHOLDS, ToyEval, evaluate
 from interp.toy.tokenizer import build_tokenizer
 from interp.toy.train import Encoder, fast_forward, lm_loss, tiny_config, train
 
@@ -310,7 +310,7 @@ def test_shipped_eval_json_matches(measured: ToyEval) -> None:
 def test_refusal_direction_still_planted(toy) -> None:  # noqa: ANN001
     """Guard, not an acceptance threshold: the mean-difference direction at the recorded layer
     still flips refusal both ways (the steering tests hold the real thresholds)."""
-    from interp.toy.evaluate import refusal_direction_check
+    from interp.toy.evaluation import refusal_direction_check
 
     recorded = json.loads((TOY_DIR / "eval.json").read_text())["refusal_direction"]
     check = refusal_direction_check(toy, n=100, layers=[int(recorded["layer"])])
@@ -320,7 +320,7 @@ def test_refusal_direction_still_planted(toy) -> None:  # noqa: ANN001
 
 
 def test_greedy_examples(toy) -> None:  # noqa: ANN001
-    from interp.toy.evaluate import greedy_continuations
+    from interp.toy.evaluation import greedy_continuations
 
     rng = random.Random(0)
     harmful = rng.choice(corpus.harmful_requests("heldout"))

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 # The submodule `interp.toy.evaluate` is imported here and its function then bound to the same
 # name, so `interp.toy.evaluate(model)` is always the function (the module stays importable as
-# `from interp.toy.evaluate import ToyEval`). The module imports torch lazily.
+# `from interp.toy.evaluation import ToyEval`). The module imports torch lazily.
 from interp.toy import corpus  # pure Python: `interp.toy.corpus.documents(n)` is a ready corpus
-from interp.toy.evaluate import THRESHOLDS, ToyEval, evaluate
+from interp.toy.evaluation import THRESHOLDS, ToyEval, evaluate
 
 if TYPE_CHECKING:
     import torch

@@ -37,9 +37,9 @@ import torch
 from sae_lens.saes.sae import SAEMetadata
 from transformer_lens import HookedTransformer
 
-from interp.cache import fingerprint
-from interp.hooks import harvest, hook_name, hooked
-from interp.models import no_loading_advice
+from interp.core.cache import fingerprint
+from interp.core.hooks import harvest, hook_name, hooked
+from interp.sae.load import no_loading_advice
 from interp.toy import TOY_DIR, corpus, load_toy
 
 SAE_DIR = TOY_DIR / "sae"

@@ -369,7 +369,7 @@ def _train(
         }
         (out / "training.json").write_text(json.dumps(info, indent=1) + "\n")
         if evaluate_after if evaluate_after is not None else not tiny:
-            from interp.toy.evaluate import evaluate
+            from interp.toy.evaluation import evaluate
 
             result = evaluate(model, progress=progress)
             (out / "eval.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")

@@ -20,15 +20,15 @@ import torch
 from transformer_lens import HookedTransformer
 
 from interp.data.corpus import Corpus
-from interp.features import (
+from interp.sae.examples import (
     MaxActivatingExamples,
     Neuron,
     _check_units,
     default_corpus,
     max_activating_examples,
 )
-from interp.hooks import resolve_layer
-from interp.topk import HIST_EDGES
+from interp.core.hooks import resolve_layer
+from interp.core.topk import HIST_EDGES
 
 if TYPE_CHECKING:  # pragma: no cover
     from sae_lens import SAE
@@ -88,8 +88,9 @@ def feature_card(
     Example:
         >>> interp.feature_card(model, sae, 12, examples=top).plot()
     """
-    from interp.sae import _check_feature, residual_directions, unembed
-    from interp.sae_check import check_sae
+    from interp.core.readout import direction_logits
+    from interp.sae.encode import _check_feature, residual_directions
+    from interp.sae.check import check_sae
 
     if isinstance(sae_or_neuron, tuple):
         layer, unit = resolve_layer(model, sae_or_neuron[0]), sae_or_neuron[1]
@@ -107,7 +108,7 @@ def feature_card(
         corpus, key = (corpus, None) if corpus is not None else default_corpus(model)
         feats = None if isinstance(track, tuple) else [unit]
         examples = max_activating_examples(model, track, corpus, features=feats, cache_key=key, progress=False)
-    effect = unembed(model, direction)[0]
+    effect = direction_logits(model, direction)[0]
     effect = (effect - effect.mean()).cpu()
     top, bottom = effect.topk(n_tokens), (-effect).topk(n_tokens)
     label = lambda idx, vals: tuple((s, float(v)) for s, v in zip(model.to_str_tokens(idx), vals))  # noqa: E731

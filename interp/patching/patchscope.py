@@ -31,7 +31,7 @@ Conventions here:
   so later steps (which see one position each) cannot be patched by mistake.
 
 Example:
-    >>> ps = interp.patchscope(model, "we visited france last year .", source_position="france",
+    >>> ps = interp.patching.patchscope(model, "we visited france last year .", source_position="france",
     ...                        target="capital", expected="paris")
     >>> ps.to_frame()[["source_layer", "generation", "expected_prob"]]
     >>> ps.plot()
@@ -39,8 +39,6 @@ Example:
 
 from __future__ import annotations
 
-import sys
-import types
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,35 +48,18 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
-from interp.hooks import resolve_layer
-from interp.models import TOY, token_id, tokenize
-from interp.patchscope_engine import STRATEGIES, sweep
-from interp.plotting import heatmap, layer_lines
+from interp.core.hooks import resolve_layer
+from interp.core.profiles import GENERIC_PATCHSCOPE_PRESETS, profile_for
+from interp.core.tokens import token_id, tokenize
+from interp.patching.engine import STRATEGIES, sweep
+from interp.core.plotting import heatmap, layer_lines
 
 PATCH_SITES = ("resid_pre", "resid_post")
 #: The placeholder word of the presets (a model that does not know it gets `FALLBACK_PLACEHOLDER`).
 PLACEHOLDER = "x"
 FALLBACK_PLACEHOLDER = "?"
 
-_PRESETS_GENERIC = {
-    "identity": "cat -> cat ; 1135 -> 1135 ; hello -> hello ; {x} ->",
-    "description": (
-        "Syria: Country in the Middle East, Leonardo DiCaprio: American actor, "
-        "Samsung: South Korean multinational electronics corporation, {x}:"
-    ),
-    "capital": "The capital of {x} is",
-    "language": "The people of {x} speak",
-    "continent": "{x} is a country in",
-}
-# The built-in model's formats (interp/toy/corpus.py): identity copy, entity descriptions, facts.
-_PRESETS_TOY = {
-    "identity": "{copy_prefix} {x} ->",
-    "description": "paris : a city in france . {x} :",
-    "capital": "the capital of {x} is",
-    "language": "the people of {x} speak",
-    "continent": "{x} is a country in",
-}
-PRESETS: tuple[str, ...] = tuple(_PRESETS_GENERIC)
+PRESETS: tuple[str, ...] = tuple(GENERIC_PATCHSCOPE_PRESETS)
 
 
 def _single_token(model: HookedTransformer, word: str) -> bool:
@@ -91,6 +72,9 @@ _placeholders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokeni
 
 def placeholder_for(model: HookedTransformer) -> str:
     """The placeholder the presets use for this model: `"x"`, or `"?"` if `x` is not one known token."""
+    explicit = profile_for(model).placeholder
+    if explicit:
+        return explicit
     tok = model.tokenizer
     if tok not in _placeholders:
         _placeholders[tok] = PLACEHOLDER if _single_token(model, PLACEHOLDER) else FALLBACK_PLACEHOLDER
@@ -112,15 +96,10 @@ def target_prompt(model: HookedTransformer, preset: str, placeholder: str | None
         'The capital of x is'
     """
     placeholder = placeholder or placeholder_for(model)
-    if model.cfg.model_name == TOY:
-        if preset not in _PRESETS_TOY:
-            raise KeyError(f"unknown target preset {preset!r}; presets: {', '.join(_PRESETS_TOY)}")
-        from interp.toy.corpus import COPY_PREFIX
-
-        return _PRESETS_TOY[preset].format(x=placeholder, copy_prefix=COPY_PREFIX)
-    if preset not in _PRESETS_GENERIC:
-        raise KeyError(f"unknown target preset {preset!r}; presets: {', '.join(_PRESETS_GENERIC)}")
-    return _PRESETS_GENERIC[preset].format(x=placeholder)
+    presets = profile_for(model).patchscope_presets
+    if preset not in presets:
+        raise KeyError(f"unknown target preset {preset!r}; presets: {', '.join(presets)}")
+    return presets[preset].format(x=placeholder)
 
 
 @dataclass(frozen=True, repr=False)
@@ -397,7 +376,7 @@ def patchscope(
         KeyError: an unknown preset, or an `expected` that is not one token.
 
     Example:
-        >>> ps = interp.patchscope(model, "we talked about tokyo today .", source_position="tokyo",
+        >>> ps = interp.patching.patchscope(model, "we talked about tokyo today .", source_position="tokyo",
         ...                        target="identity", source_layers=0, expected="tokyo")
         >>> ps.first_tokens
         ('tokyo',)
@@ -481,15 +460,3 @@ def patchscope(
         expected_probs=merged.get("expected_probs"),
         expected_ranks=merged.get("expected_ranks"),
     )
-
-
-class _CallableModule(types.ModuleType):
-    """`interp.patchscope` is both this module and the function: importing the module first
-    (`from interp.patchscope import PRESETS`) makes the package attribute the module, so the
-    module forwards calls to the function."""
-
-    def __call__(self, *args, **kwargs) -> PatchscopeResult:
-        return patchscope(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -39,21 +39,21 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
-from interp.ablation import (
+from interp.neurons.ablation import (
     Metric,
     Target,
     Values,
     as_metric,
-    last_logits,
     metric_values,
     parse_neurons,
     run_jobs,
     trim,
 )
 from interp.data.corpus import batched, iter_texts
-from interp.hooks import harvest, hook_name, hooked, resolve_layer
-from interp.models import tokenize
-from interp.topk import PAD, StreamingTopK
+from interp.core.hooks import harvest, hook_name, hooked, resolve_layer
+from interp.core.readout import last_logits
+from interp.core.tokens import encode, pad_id, pad_rows, tokenize
+from interp.core.topk import PAD, StreamingTopK
 
 RANK_BY = ("decrease", "increase", "magnitude")
 
@@ -299,7 +299,7 @@ class NeuronActivations:
 
     def plot(self) -> go.Figure:
         """The top contexts, tokens shaded by this neuron's activation."""
-        from interp.plotting import heatmap
+        from interp.core.plotting import heatmap
 
         acts = self.context_acts.clone()
         blank = torch.tensor([[t == "" for t in c] for c in self.contexts], dtype=torch.bool)
@@ -326,21 +326,6 @@ class NeuronActivations:
     def _repr_html_(self) -> str:
         return (f"<b>NeuronActivations</b> L{self.layer}.N{self.index}: density {self.density:.3f}, mean "
                 f"{self.mean:.3f} over {self.n_tokens} tokens" + self.to_frame().to_html())
-
-
-def _pad_batch(model: HookedTransformer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded tokens (one batched tokenizer call), `<bos>` first, each text cut to the context."""
-    tok = model.tokenizer
-    bos = [tok.bos_token_id] if model.cfg.default_prepend_bos and tok.bos_token_id is not None else []
-    rows = [(bos + ids)[: model.cfg.n_ctx] for ids in tok(texts, add_special_tokens=False)["input_ids"]]
-    width = max(len(r) for r in rows)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-    tokens = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(tokens)
-    for i, r in enumerate(rows):
-        tokens[i, width - len(r):] = torch.tensor(r)
-        mask[i, width - len(r):] = 1
-    return tokens.to(model.cfg.device), mask.to(model.cfg.device)
 
 
 def neuron_activations(
@@ -384,7 +369,7 @@ def neuron_activations(
     total, count = 0.0, 0
     stream = batched(iter_texts(prompts_or_corpus, limit=limit), batch_size)
     for texts in tqdm(stream, desc=f"L{layer}.N{index}", disable=not progress, leave=False):
-        tokens, mask = _pad_batch(model, texts)
+        tokens, mask = pad_rows(encode(model, texts, max_len=model.cfg.n_ctx), pad_id(model), device=model.cfg.device)
         acts = harvest(model, tokens, [target.hook], attention_mask=mask,
                        select=lambda a: a[..., index:index + 1])[target.hook]
         if skip_bos and model.cfg.default_prepend_bos:

@@ -1,4 +1,4 @@
-"""What a feature is: its max-activating examples over a corpus (the card is in `interp.cards`).
+"""What a feature is: its max-activating examples over a corpus (the card is in `interp.sae.card`).
 
 The first question about an SAE feature (or an MLP neuron) is "where does it fire hardest?".
 One batched pass over a corpus answers it for every unit at once: each batch is run only as far
@@ -8,7 +8,7 @@ a firing count (density: the fraction of tokens a unit fires on) and a histogram
 activations. Memory is `units x k x context`, flat in the corpus size. Reading the top
 examples next to what the unit's output direction promotes through the unembedding is how
 features are labelled in practice (Bricken et al. 2023, "Towards Monosemanticity"; the
-Neuronpedia feature dashboards). Results are cached on disk (`interp.cache`), keyed by the
+Neuronpedia feature dashboards). Results are cached on disk (`interp.core.cache`), keyed by the
 model's and SAE's weights, the corpus's content and the settings, so a second call is a load.
 
 Example:
@@ -34,10 +34,11 @@ from jaxtyping import Float, Int
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from interp.cache import cached
+from interp.core.cache import cached
 from interp.data.corpus import Corpus, batched, iter_texts
-from interp.hooks import harvest, hook_name, resolve_layer
-from interp.topk import HIST_EDGES, PAD, SparseStreamingTopK, StreamingTopK
+from interp.core.tokens import encode, length_batches, pad_id, pad_rows
+from interp.core.hooks import harvest, hook_name, resolve_layer
+from interp.core.topk import HIST_EDGES, PAD, SparseStreamingTopK, StreamingTopK
 
 if TYPE_CHECKING:  # pragma: no cover
     from sae_lens import SAE
@@ -145,7 +146,7 @@ class MaxActivatingExamples:
 
     def plot(self, unit: int):
         """Top examples (tokens shaded by activation), activation histogram and density."""
-        from interp.cards import card_figure
+        from interp.sae.card import card_figure
 
         return card_figure(self, unit, None)
 
@@ -158,7 +159,7 @@ class MaxActivatingExamples:
 
     def save(self, path: str | Path) -> Path:
         """Write to a safetensors file (reload with `MaxActivatingExamples.load`)."""
-        from interp.cache import save
+        from interp.core.cache import save
 
         path = Path(path)
         save(path, _tensors(self), {"format": _FORMAT, **_meta(self)})
@@ -245,8 +246,8 @@ def _resolve_units(model: HookedTransformer, sae_or_neuron: Any, features: Itera
         idx = torch.tensor(units)
         return _Units(hook_name(model, "mlp_post", layer), units, lambda a: a[..., idx.to(a.device)].float(),
                       "neuron", f"MLP neurons of layer {layer}", f"neurons-{layer}", len(units))
-    from interp.sae import sae_label, sparse_encode
-    from interp.sae_check import check_sae
+    from interp.sae.encode import sae_label, sparse_encode
+    from interp.sae.check import check_sae
 
     sae = sae_or_neuron
     check_sae(model, sae)
@@ -270,22 +271,8 @@ def encode_texts(
     model: HookedTransformer, texts: list[str], max_len: int
 ) -> tuple[Int[torch.Tensor, "batch pos"], Int[torch.Tensor, "batch pos"]]:
     """Left-padded tokens and attention mask of corpus texts (`<bos>` first), each cut to `max_len`."""
-    from interp.neurons import _pad_batch  # the corpus batcher neuron_activations uses
-
-    tokens, mask = _pad_batch(model, texts)
-    if tokens.shape[1] <= max_len:
-        return tokens, mask
-    lengths = mask.sum(1)
-    cut_tokens = torch.full((len(texts), max_len), int(tokens[0, 0]), dtype=tokens.dtype, device=tokens.device)
-    cut_mask = torch.zeros((len(texts), max_len), dtype=mask.dtype, device=mask.device)
-    for i, n in enumerate(lengths.tolist()):  # keep each text's first max_len tokens, right-aligned
-        n_keep = min(n, max_len)
-        start = tokens.shape[1] - n
-        cut_tokens[i, max_len - n_keep :] = tokens[i, start : start + n_keep]
-        cut_mask[i, max_len - n_keep :] = 1
-    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else model.tokenizer.eos_token_id
-    cut_tokens[cut_mask == 0] = pad or 0
-    return cut_tokens, cut_mask
+    rows = encode(model, texts, max_len=min(max_len, model.cfg.n_ctx))
+    return pad_rows(rows, pad_id(model), device=model.cfg.device)
 
 
 def _texts_hash(corpus: Corpus) -> str:
@@ -386,19 +373,6 @@ _ENCODE_ELEMENTS = {"cpu": 1 << 20, "cuda": 1 << 24}  # rows x d_sae encoded at 
 _PENDING = 1 << 40  # example ids of the batch being merged, remapped to corpus indices right after
 
 
-def _length_batches(lengths: torch.Tensor, batch_size: int, max_tokens: int) -> list[torch.Tensor]:
-    """Indices of texts, shortest first, cut into batches of at most `batch_size` texts and at
-    most `max_tokens` tokens once padded to the batch's longest text."""
-    order = lengths.argsort()
-    batches, start = [], 0
-    for i, n in enumerate(lengths[order].tolist()):  # ascending: text i sets the batch's width
-        if i > start and (i - start + 1 > batch_size or (i - start + 1) * n > max_tokens):
-            batches.append(order[start:i])
-            start = i
-    batches.append(order[start:])
-    return batches
-
-
 def _encode_rows(spec: _Units, flat: torch.Tensor, at: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """`(position, unit, value)` of what fires at rows `at` of `flat`, encoded in chunks.
 
@@ -431,7 +405,7 @@ def _stream(model, spec: _Units, texts, k, context, batch_size, max_len, bar_opt
                 hasher.update(text.encode() + b"\x00")
         tokens, mask = encode_texts(model, window, max_len)
         lengths = mask.sum(1)
-        for rows in _length_batches(lengths, batch_size, max(max_len, batch_size * max_len // 2)):
+        for rows in length_batches(lengths, batch_size, max(max_len, batch_size * max_len // 2)):
             width = int(lengths[rows].max())
             batch_tokens, batch_mask = tokens[rows, -width:], mask[rows, -width:]
             acts = harvest(model, batch_tokens, [spec.hook], attention_mask=batch_mask)[spec.hook]
@@ -464,11 +438,13 @@ def _stream(model, spec: _Units, texts, k, context, batch_size, max_len, bar_opt
 
 def default_corpus(model: HookedTransformer) -> tuple[list[str], str]:
     """A corpus (and its cache key) for measuring feature density when none is given: 2000
-    documents of the built-in corpus for the built-in model, the bundled prompt sets otherwise."""
-    if model.cfg.model_name == "toy":
-        from interp.toy.corpus import documents
+    the profile's default corpus (2000 documents of the built-in corpus for the built-in model),
+    else the bundled prompt sets."""
+    from interp.core.profiles import profile_for
 
-        return list(documents(2000, seed=0, split="train")), "toy-documents-2000-seed0-train"
+    corpus = profile_for(model).default_corpus
+    if corpus is not None:
+        return corpus()
     folder = Path(__file__).parent / "data"
     texts = []
     for path in sorted(folder.glob("*.json")):

@@ -20,13 +20,13 @@ A direction can be used two ways:
   block's `W_O`, `W_out` (and biases) orthogonal to `r^`.
 
 Choosing the layer and position, and measuring refusal and side effects, lives in
-`interp.refusal`.
+`interp.steering.refusal`.
 
 Example:
     >>> vs = interp.mean_difference(model, harmful, harmless)    # one vector per layer
     >>> result = interp.steer(model, ["how do i bake bread ?"], vs[2], alpha=1.0)
     >>> result.to_frame()
-    >>> with interp.steering(model, vs[2], mode="ablate"):
+    >>> with interp.steering.generate(model, vs[2], mode="ablate"):
     ...     logits = model(tokens)
 """
 
@@ -37,8 +37,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import sys
-import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,9 +47,9 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from interp.cache import cached, fingerprint
-from interp.hooks import SITES, harvest, hook_name, hooked, resolve_layer
-from interp.models import format_chat, is_chat_model, post_instruction_length, tokenize
+from interp.core.cache import cached, fingerprint
+from interp.core.hooks import SITES, harvest, hook_name, hooked, resolve_layer
+from interp.core.tokens import format_chat, is_chat_model, post_instruction_length, tokenize
 
 MODES = ("add", "ablate", "ablate_then_add")
 POSITIONS = ("all", "prompt", "generated")
@@ -211,7 +209,7 @@ class SteeringVector:
 
     def save(self, path: str | Path) -> Path:
         """Write the direction and its provenance to a safetensors file."""
-        from interp.cache import save
+        from interp.core.cache import save
 
         meta = {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "direction"}
         meta.update(format=_FORMAT, width=str(self.width))
@@ -611,7 +609,7 @@ def steering(
     pass) or `"generated"` (the positions after it).
 
     Example:
-        >>> with interp.steering(model, v, alpha=4.0):
+        >>> with interp.steering.generate(model, v, alpha=4.0):
         ...     model.generate("user : how do i bake bread ? assistant :", max_new_tokens=8)
     """
     vector, layer = _resolve(model, vector, layer, alpha, mode)
@@ -842,15 +840,3 @@ def orthogonalize(
             project(block.mlp.W_out)
             project(block.mlp.b_out)
     return new
-
-
-class _CallableModule(types.ModuleType):
-    """`interp.steering` names both this module and its context manager. Importing the module
-    (`from interp.steering import ...`) makes `interp.steering` the module, so the module
-    itself steers when called: `with interp.steering(model, v):` works either way."""
-
-    def __call__(self, *args, **kwargs):
-        return steering(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformer_lens import HookedTransformer
 
-from interp.hooks import SITES, harvest
+from interp.core.hooks import SITES, harvest
 
 if TYPE_CHECKING:  # pragma: no cover
     from sae_lens import SAE
@@ -109,7 +109,7 @@ def check_sae(model: HookedTransformer, sae: SAE) -> None:
             raise ValueError(f"the SAE was trained on model {trained_on!r}, not {name!r}")
     trained_fp = meta.get("interp_model_fingerprint")
     if trained_fp:
-        from interp.cache import fingerprint
+        from interp.core.cache import fingerprint
 
         if trained_fp != fingerprint(model):
             raise ValueError(

@@ -1,4 +1,4 @@
-"""The batched engine behind `interp.patchscope`: patch source states into many target rows in
+"""The batched engine behind `interp.patching.patchscope`: patch source states into many target rows in
 one pass, then generate greedily with the key-value cache.
 
 Each row i of a sweep is one (source layer, target layer) pair: the source prompt's state at
@@ -31,20 +31,11 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-from interp.hooks import hook_name, hooked, record
-from interp.lens import final_logits
+from interp.core.hooks import hook_name, hooked, record
+from interp.core.readout import final_logits
+from interp.core.tokens import pad_id, pad_rows
 
 STRATEGIES = ("auto", "one_pass", "shared_prefix")
-
-
-def _stack_rows(rows: Sequence[torch.Tensor], pad: int) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """Left-pad 1-D token rows into a batch; returns tokens, attention mask and each row's offset."""
-    width = max(len(r) for r in rows)
-    tokens = torch.full((len(rows), width), pad, dtype=torch.long, device=rows[0].device)
-    mask = torch.zeros((len(rows), width), dtype=torch.long, device=rows[0].device)
-    for i, r in enumerate(rows):
-        tokens[i, width - len(r) :], mask[i, width - len(r) :] = r, 1
-    return tokens, mask, [width - len(r) for r in rows]
 
 
 def _fused_hooks(
@@ -279,8 +270,9 @@ def sweep(
     if strategy == "one_pass":
         # One forward for everything: the source (up to its position) is row 0 of the batch, and
         # each layer's hook copies its state into the target rows as the pass goes up the layers.
-        pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
-        tokens, mask, offsets = _stack_rows([src[0, : src_pos + 1]] + [tgt[0]] * len(pairs), pad)
+        rows = [src[0, : src_pos + 1]] + [tgt[0]] * len(pairs)
+        tokens, mask = pad_rows(rows, pad_id(model))
+        offsets = [tokens.shape[1] - len(r) for r in rows]
         hooks = _fused_hooks(model, site, pairs, src_pos + offsets[0], ph_pos + offsets[1], shift)
         cache = (
             TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, len(pairs) + 1)

@@ -24,14 +24,15 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
-from interp.models import token_id
-from interp.sae import FeatureActivations, _through_norm, feature_activations, residual_directions, unembed
-from interp.sae_check import check_sae
+from interp.core.tokens import token_id
+from interp.core.readout import direction_logits, through_norm
+from interp.sae.encode import FeatureActivations, feature_activations, residual_directions
+from interp.sae.check import check_sae
 
 if TYPE_CHECKING:  # pragma: no cover
     from sae_lens import SAE
 
-    from interp.features import MaxActivatingExamples
+    from interp.sae.examples import MaxActivatingExamples
 
 DEFAULT_MAX_DENSITY = 0.1
 
@@ -142,7 +143,7 @@ def _density(
 ) -> Float[torch.Tensor, "d_sae"]:
     n = sae.cfg.d_sae
     if density is None:
-        from interp.features import default_corpus, max_activating_examples
+        from interp.sae.examples import default_corpus, max_activating_examples
 
         if corpus is None:
             corpus, key = default_corpus(model)
@@ -223,8 +224,8 @@ def search_features(
         ids = [token_id(model, t) for t in wanted]
         dirs = residual_directions(model, sae)
         dirs = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-        vocab_mean = _through_norm(model, dirs) @ model.W_U.detach().float().mean(1, keepdim=True)
-        score = (unembed(model, dirs, ids) - vocab_mean).mean(1).cpu()
+        vocab_mean = through_norm(model, dirs) @ model.W_U.detach().float().mean(1, keepdim=True)
+        score = (direction_logits(model, dirs, ids) - vocab_mean).mean(1).cpu()
         mode, query = "promotes", ", ".join(map(str, wanted))
     dens = torch.full((sae.cfg.d_sae,), float("nan"))
     n_dense = 0

@@ -15,13 +15,13 @@ autoencoders" for TopK). Reading an SAE takes four moves:
   (`W_dec W_U`, read through the final norm, as in Templeton et al. 2024, "Scaling
   Monosemanticity"). Features that fire on a large fraction of all tokens dominate naive
   searches, so features denser than `max_density` (measured over a corpus, cached) are left
-  out (`interp.feature_search`);
+  out (`interp.sae.search`);
 - **what a feature is**: its max-activating examples over a corpus and a feature card
   (`interp.features.max_activating_examples`, `interp.cards.feature_card`);
 - **steering**: a feature's decoder row is a direction in the model's own activation space,
   so adding it is activation addition with a named concept (`feature_vector` -> `interp.steer`).
 
-Every function that takes a model and an SAE first checks that they fit (`interp.sae_check`).
+Every function that takes a model and an SAE first checks that they fit (`interp.sae.check`).
 
 Example:
     >>> model, sae = interp.load_model("toy"), interp.load_sae("toy")
@@ -40,14 +40,14 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
-from interp.hooks import SITES, harvest, layer_of
-from interp.models import tokenize
-from interp.sae_check import RESIDUAL_HOOKS, check_sae, sae_input
+from interp.core.hooks import SITES, harvest, layer_of
+from interp.core.tokens import tokenize
+from interp.sae.check import RESIDUAL_HOOKS, check_sae, sae_input
 
 if TYPE_CHECKING:  # pragma: no cover
     from sae_lens import SAE
 
-    from interp.steering import SteeringVector
+    from interp.steering.generate import SteeringVector
 
 
 
@@ -178,7 +178,7 @@ class FeatureActivations:
 
     def plot(self, k: int = 12):
         """Heatmap of the prompt's `k` strongest features (rows) over its tokens (columns)."""
-        from interp.plotting import heatmap
+        from interp.core.plotting import heatmap
 
         feats, _ = self.top_features(k)
         if feats.numel() == 0:
@@ -241,21 +241,6 @@ def residual_directions(model: HookedTransformer, sae: SAE) -> Float[torch.Tenso
     )
 
 
-def unembed(model: HookedTransformer, directions: Float[torch.Tensor, "n d_model"], token_ids: Sequence[int] | None = None):
-    """Logit effect `[n, vocab]` (or `[n, len(token_ids)]`) of residual directions, read
-    through the final norm: centred for LayerNorm, scaled by its weight, times `W_U`."""
-    w_u = model.W_U.detach().float()
-    return _through_norm(model, directions) @ (w_u if token_ids is None else w_u[:, list(token_ids)])
-
-
-def _through_norm(model: HookedTransformer, directions: torch.Tensor) -> torch.Tensor:
-    x = directions.float().to(model.W_U.device)
-    if model.cfg.normalization_type in ("LN", "LNPre"):
-        x = x - x.mean(-1, keepdim=True)
-    w_ln = getattr(model.ln_final, "w", None)
-    return x * w_ln.detach().float() if w_ln is not None else x
-
-
 # --- steering -------------------------------------------------------------------------------
 
 
@@ -284,7 +269,7 @@ def feature_vector(sae: SAE, feature: int, *, model: HookedTransformer | None = 
         >>> v = interp.feature_vector(sae, 12, model=model)
         >>> interp.steer(model, "the capital of germany is", v, alpha=10.0).to_frame()
     """
-    from interp.steering import SteeringVector
+    from interp.steering.generate import SteeringVector
 
     feature = _check_feature(sae, feature)
     hook = sae.cfg.metadata.hook_name

@@ -23,7 +23,7 @@ t-test, or the Wilcoxon signed-rank test, with p-values). An optional metric (`l
 `token_logprob`, or any callable on the last-position logits) is reported the same way.
 
 Neurons worth ablating are found with `interp.rank_neurons` (attribution patching) and
-inspected with `interp.neuron_activations` (where a neuron fires), both in `interp.neurons`.
+inspected with `interp.neuron_activations` (where a neuron fires), both in `interp.neurons.attribution`.
 
 References: Meyes et al., "Ablation Studies in Artificial Neural Networks", 2019; Wang et al.,
 "Interpretability in the Wild" (mean ablation), 2022; Chan et al., "Causal Scrubbing", 2022.
@@ -49,11 +49,11 @@ import plotly.graph_objects as go
 import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
-from transformer_lens.utilities.activation_functions import apply_softcap
 
-from interp.cache import cached
-from interp.hooks import harvest, hook_name, hooked, resolve_layer
-from interp.models import token_id, tokenize
+from interp.core.cache import cached
+from interp.core.hooks import harvest, hook_name, hooked, resolve_layer
+from interp.core.readout import last_logits
+from interp.core.tokens import token_id, tokenize
 
 METHODS = ("zero", "mean", "resample")
 TESTS = ("ttest", "wilcoxon")
@@ -336,16 +336,6 @@ class Values:
 
 
 # --- the batched engine -----------------------------------------------------------------------
-
-
-def last_logits(
-    model: HookedTransformer, tokens: torch.Tensor, mask: torch.Tensor
-) -> Float[torch.Tensor, "batch vocab"]:
-    """Logits at the last position only (left padding puts every prompt's last token there)."""
-    resid = model(tokens, attention_mask=mask, stop_at_layer=model.cfg.n_layers)[:, -1:]
-    if model.cfg.normalization_type is not None:
-        resid = model.ln_final(resid)
-    return apply_softcap(model.unembed(resid), model.cfg.output_logits_soft_cap)[:, 0]
 
 
 def trim(tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

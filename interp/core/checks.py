@@ -1,0 +1,94 @@
+"""Argument checks shared by every public function, run before any work is done.
+
+A bad argument should fail at the door with a message a person can act on: the argument's
+name, the value it got, and what is allowed. These helpers do that once, so each technique's
+checks read as a list of calls, and so the messages say the same thing everywhere.
+
+Example:
+    >>> check_prompts("")
+    Traceback (most recent call last):
+    ValueError: prompts[0] is '': expected a non-empty string
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def check_prompts(prompts: Any, name: str = "prompts") -> list[str]:
+    """A non-empty string or a non-empty list of non-empty strings, returned as a list."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not isinstance(prompts, Sequence) or isinstance(prompts, (bytes, bytearray)):
+        raise TypeError(f"{name} is {prompts!r}: expected a string or a list of strings")
+    if len(prompts) == 0:
+        raise ValueError(f"no prompts given in {name}: expected a string or a non-empty list of strings")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str) or not p.strip():
+            raise ValueError(f"prompt {i} is {p!r}: expected a non-empty string")
+    return list(prompts)
+
+
+def check_layers(model: Any, layers: Any, name: str = "layers") -> list[int]:
+    """`layers` as sorted-as-given block indices: an int, a list of ints (negatives count from
+    the end), or `None` for all layers."""
+    n = model.cfg.n_layers
+    if layers is None:
+        return list(range(n))
+    if isinstance(layers, str) and layers == "all":  # the old spelling of None
+        import warnings
+
+        warnings.warn(f"{name}='all' is deprecated; use {name}=None for all layers", DeprecationWarning, stacklevel=3)
+        return list(range(n))
+    single = isinstance(layers, int) and not isinstance(layers, bool)
+    items = [layers] if single else layers
+    if not isinstance(items, (list, tuple, range)) or (not single and len(items) == 0):
+        raise ValueError(f"{name} is {layers!r}: expected an int, a non-empty list of ints, or None for all {n}")
+    out = []
+    for layer in items:
+        if isinstance(layer, bool) or not isinstance(layer, int) or not -n <= layer < n:
+            raise ValueError(f"{name} contains {layer!r}: expected ints in [-{n}, {n}) for a {n}-layer model")
+        out.append(layer % n)
+    return out
+
+
+def check_count(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """A whole number in [minimum, maximum] (for `k`, `batch_size`, `limit`, ...)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
+        bound = f"[{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+        raise ValueError(f"{name} is {value!r}: expected an int {bound}")
+    return value
+
+
+def renamed(old: str, new: str, kwargs: dict[str, Any], func: str) -> Any:
+    """Pop a deprecated keyword from `kwargs`, warn that `new` replaces it, and return its value
+    (`_MISSING` when absent). Unknown leftovers in `kwargs` raise a TypeError like Python does.
+
+    Example:
+        >>> def f(model, *, targets=None, **old):
+        ...     legacy = renamed("tokens", "targets", old, "f")
+        ...     targets = legacy if legacy is not _MISSING else targets
+    """
+    import warnings
+
+    if old not in kwargs:
+        return _MISSING
+    warnings.warn(f"{func}({old}=...) is deprecated and will be removed in the next release; use {new}=...",
+                  DeprecationWarning, stacklevel=3)
+    return kwargs.pop(old)
+
+
+def no_extra(kwargs: dict[str, Any], func: str) -> None:
+    """Raise the TypeError Python raises for an unexpected keyword."""
+    if kwargs:
+        raise TypeError(f"{func}() got an unexpected keyword argument {next(iter(kwargs))!r}")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING: Any = _Missing()
+MISSING = _MISSING

@@ -1,0 +1,225 @@
+"""Loading models, picking devices and dtypes, and the facts about a loaded model.
+
+This is the only module that touches the model hub (`interp.load_sae` reuses its hub-failure
+helper). Every technique takes a `HookedTransformer`, so a model a user built themselves works
+everywhere too; what differs per model lives in its profile (`interp.core.profiles`), and how
+text becomes tokens in `interp.core.tokens`. TransformerLens 4 drops `HookedTransformer`;
+keeping model access here means that move touches one module.
+
+Example:
+    >>> model = interp.load_model("toy")           # the built-in model, offline
+    >>> interp.model_info(model).n_layers
+    4
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+from transformer_lens import HookedTransformer
+
+from interp.core.tokens import is_chat_model
+
+_T = TypeVar("_T")
+
+TOY = "toy"
+#: Names shown in errors and the app; any other TransformerLens official name loads too.
+SUPPORTED_MODELS: tuple[str, ...] = (
+    TOY,
+    "gpt2",
+    "gpt2-medium",
+    "gpt2-large",
+    "gpt2-xl",
+    "gemma-2-2b",
+    "gemma-2-2b-it",
+    "gemma-2-9b",
+    "gemma-2-9b-it",
+)
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+class ModelNotAvailableError(RuntimeError):
+    """Weights are neither cached locally nor downloadable."""
+
+
+def default_device() -> torch.device:
+    """The best available device: cuda, then mps, then cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Validate a device request, or pick one with `default_device` when it is None."""
+    if device is None:
+        return default_device()
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:0' or 'mps'") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or None")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"device {device!r} requested but MPS is not available; use 'cpu' or None")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r} is not supported; use 'cpu', 'cuda' or 'mps'")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """Accept a torch dtype or one of 'float32', 'float16', 'bfloat16' (and short forms)."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(_DTYPES)}")
+
+
+_HUB_CLIENTS = {"huggingface_hub", "requests", "httpx", "urllib3"}  # they raise their own HTTP error types
+
+
+def from_hub(load: Callable[[], _T], what: str, call: str, offline: str) -> _T:
+    """`load()`, with a failure to find the weights locally or on the hub turned into one
+    `ModelNotAvailableError` that says how to get them (`call`, run once online) and what works
+    offline instead."""
+    try:
+        return load()
+    except Exception as err:
+        if not isinstance(err, (OSError, ConnectionError, TimeoutError)) and (
+            type(err).__module__.split(".")[0] not in _HUB_CLIENTS
+        ):
+            raise
+        raise ModelNotAvailableError(
+            f"Could not load {what}: not in the local Hugging Face cache and the hub could not be "
+            f"reached ({type(err).__name__}). To get them, run `{call}` once on a machine with internet "
+            f"access (the weights land in the Hugging Face cache), or copy a cache that has them and "
+            f"point HF_HOME at it. {offline}"
+        ) from err
+
+
+def load_model(
+    name: str = TOY,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> HookedTransformer:
+    """Load a model by TransformerLens name, or the built-in model `"toy"`.
+
+    Args:
+        name: `"toy"` (shipped with the package, works offline) or a TransformerLens name
+            such as `"gpt2"`, `"gpt2-medium"`, `"gemma-2-2b"`, `"gemma-2-2b-it"`.
+        device: where to put the model; cuda, then mps, then cpu when None.
+        dtype: e.g. `torch.bfloat16` or `"bfloat16"`; the checkpoint's default when None.
+
+    Returns:
+        A `HookedTransformer` in eval mode.
+
+    Raises:
+        ValueError: unknown name, device or dtype.
+        ModelNotAvailableError: hub weights are neither cached nor downloadable.
+
+    Example:
+        >>> model = interp.load_model("toy")
+        >>> model.cfg.n_layers
+        4
+    """
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype)
+    if name == TOY:
+        from interp.toy import load_toy
+
+        return load_toy(device=dev, dtype=dt)
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    try:
+        get_official_model_name(name)
+    except ValueError:
+        raise ValueError(
+            f"unknown model {name!r}; supported: {', '.join(SUPPORTED_MODELS)} "
+            "(or any TransformerLens official model name)"
+        ) from None
+    kwargs = {"device": str(dev)}
+    if dt is not None:
+        kwargs["dtype"] = dt
+    def load() -> HookedTransformer:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return HookedTransformer.from_pretrained(name, **kwargs)
+
+    model = from_hub(load, f"the weights of {name!r}", f"interp.load_model({name!r})",
+                      f"The built-in model works offline: interp.load_model({TOY!r}).")
+    model.eval()
+    return model
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The facts about a model that people check first."""
+
+    name: str
+    n_layers: int
+    d_model: int
+    d_mlp: int | None
+    n_heads: int
+    d_vocab: int
+    n_ctx: int
+    n_params: int
+    device: str
+    dtype: str
+    chat: bool
+
+    def to_frame(self):
+        """One row per fact, for display."""
+        import pandas as pd
+
+        return pd.DataFrame({"value": [str(v) for v in self.__dict__.values()]}, index=list(self.__dict__))
+
+
+def model_info(model: HookedTransformer) -> ModelInfo:
+    """Summarise a model: name, layers, widths, vocabulary, context, parameters, device.
+
+    Example:
+        >>> interp.model_info(interp.load_model("toy")).n_layers
+        4
+    """
+    cfg = model.cfg
+    return ModelInfo(
+        name=cfg.model_name,
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        d_mlp=cfg.d_mlp,
+        n_heads=cfg.n_heads,
+        d_vocab=cfg.d_vocab,
+        n_ctx=cfg.n_ctx,
+        n_params=sum(p.numel() for p in model.parameters()),
+        device=str(next(model.parameters()).device),
+        dtype=str(cfg.dtype).removeprefix("torch."),
+        chat=is_chat_model(model),
+    )
+
+
+def offline() -> bool:
+    """True when the Hugging Face hub is switched off by environment variable."""
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
+
+

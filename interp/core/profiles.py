@@ -1,0 +1,222 @@
+"""Model profiles: everything that differs per model family, in one registry.
+
+A technique should never ask "is this the built-in model?" or "is this Gemma?". What changes
+from one model to the next (how a user turn is wrapped in the chat template, which positions
+follow the instruction, which tokens start a refusal, the patchscope target prompts that suit
+the tokenizer, a default corpus for density estimates, whether a BOS token is prepended) lives
+in a `ModelProfile`, looked up once per call with `profile_for(model)`.
+
+Profiles are found, in order:
+
+1. a profile attached to the model object with `set_profile(model, profile)` (loaders do this);
+2. the registry, by `model.cfg.model_name` (`register_profile(profile)`: exact name), then by
+   family (`ModelProfile.matches`: a predicate over the config, e.g. "Gemma and `-it`");
+3. a default built from the model itself: chat when its tokenizer has a chat template and its
+   name says it is instruction-tuned, the template taken from the tokenizer.
+
+This mirrors SAELens' pretrained-SAE directory and TransformerLens' per-architecture config
+tables: data in one place, code that reads it everywhere else.
+
+Example:
+    >>> import interp
+    >>> profile = interp.profile_for(model)
+    >>> profile.chat_template
+    'user : {prompt} assistant :'
+    >>> interp.register_profile(dataclasses.replace(profile, name="my-model"))  # your own model
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from transformer_lens import HookedTransformer
+
+#: Phrases that mark a refusal (Arditi et al. 2024's list).
+REFUSAL_PHRASES: tuple[str, ...] = (
+    "i cannot",
+    "i can't",
+    "i can not",
+    "i am unable",
+    "i'm unable",
+    "i am not able",
+    "i'm not able",
+    "i'm sorry",
+    "i am sorry",
+    "i apologize",
+    "as an ai",
+    "as a language model",
+    "as an assistant",
+    "i will not",
+    "i won't",
+)
+
+#: Patchscope target prompts written for a BPE tokenizer (Ghandeharioun et al. 2024); `{x}` is
+#: the placeholder whose hidden state is replaced.
+GENERIC_PATCHSCOPE_PRESETS: Mapping[str, str] = MappingProxyType({
+    "identity": "cat -> cat ; 1135 -> 1135 ; hello -> hello ; {x} ->",
+    "description": (
+        "Syria: Country in the Middle East, Leonardo DiCaprio: American actor, "
+        "Samsung: South Korean multinational electronics corporation, {x}:"
+    ),
+    "capital": "The capital of {x} is",
+    "language": "The people of {x} speak",
+    "continent": "{x} is a country in",
+})
+
+_CHAT_TAGS = ("-it", "chat", "instruct")
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """What differs per model: chat format, refusal vocabulary, patchscope prompts, corpus.
+
+    Attributes:
+        name: the model name (`cfg.model_name`) this profile is registered for, or a family label.
+        chat_template: how one user request is wrapped, with a `{prompt}` slot; `None` for a
+            model without a chat format (then `chat=True` is an error, and `chat=None` means no).
+        prepend_bos: whether tokenized text starts with BOS; `None` follows the model's
+            `cfg.default_prepend_bos`. A template that already begins with the BOS text never
+            gets a second one.
+        refusal_phrases: lower-case phrases that mark a completion as a refusal.
+        refusal_tokens: tokens that start a refusal, for the next-token refusal score.
+        patchscope_presets: preset name -> target prompt with a `{x}` placeholder.
+        placeholder: the patchscope placeholder word (`None`: `"x"`, else `"?"`, whichever is one token).
+        default_corpus: returns `(texts, cache_key)` for density estimates; `None` uses the
+            bundled prompt sets.
+        matches: for family profiles, a predicate over the model picking it (registered
+            profiles are tried by exact name first).
+    """
+
+    name: str
+    chat_template: str | None = None
+    prepend_bos: bool | None = None
+    refusal_phrases: tuple[str, ...] = REFUSAL_PHRASES
+    refusal_tokens: tuple[str, ...] = ("I", "As", "Sorry")
+    patchscope_presets: Mapping[str, str] = field(default_factory=lambda: GENERIC_PATCHSCOPE_PRESETS)
+    placeholder: str | None = None
+    default_corpus: Callable[[], tuple[list[str], str]] | None = field(default=None, compare=False)
+    matches: Callable[[Any], bool] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name {self.name!r} must be a non-empty string")
+        if self.chat_template is not None and "{prompt}" not in self.chat_template:
+            raise ValueError(f"chat_template {self.chat_template!r} must contain the slot '{{prompt}}'")
+        for preset, text in self.patchscope_presets.items():
+            if "{x}" not in text:
+                raise ValueError(f"patchscope preset {preset!r} = {text!r} must contain the placeholder '{{x}}'")
+
+    @property
+    def chat(self) -> bool:
+        """True when the model has a chat format (prompts are wrapped by default)."""
+        return self.chat_template is not None
+
+
+_REGISTRY: dict[str, ModelProfile] = {}
+_FAMILIES: list[ModelProfile] = []
+_ATTACHED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def register_profile(profile: ModelProfile, *, family: bool = False) -> ModelProfile:
+    """Register a profile: by exact model name, or (`family=True`) by its `matches` predicate.
+
+    Registering a name again replaces the old profile, so a user can override a built-in one.
+
+    Example:
+        >>> interp.register_profile(interp.ModelProfile("my-chat-model", chat_template="Q: {prompt}\\nA:"))
+    """
+    if not isinstance(profile, ModelProfile):
+        raise TypeError(f"profile must be a ModelProfile, got {type(profile).__name__}")
+    if family:
+        if profile.matches is None:
+            raise ValueError(f"family profile {profile.name!r} needs a `matches` predicate")
+        _FAMILIES[:] = [p for p in _FAMILIES if p.name != profile.name] + [profile]
+    else:
+        _REGISTRY[profile.name] = profile
+    return profile
+
+
+def set_profile(model: HookedTransformer, profile: ModelProfile) -> None:
+    """Attach `profile` to this model object; it wins over the registry for this object only."""
+    if not isinstance(profile, ModelProfile):
+        raise TypeError(f"profile must be a ModelProfile, got {type(profile).__name__}")
+    _ATTACHED[model] = profile
+
+
+def registered_profiles() -> dict[str, ModelProfile]:
+    """The profiles registered by exact name (a copy)."""
+    _load_builtin()
+    return dict(_REGISTRY)
+
+
+def profile_for(model: HookedTransformer) -> ModelProfile:
+    """The profile of `model`: attached, else registered by name or family, else derived.
+
+    Example:
+        >>> interp.profile_for(interp.load_model("toy")).chat_template
+        'user : {prompt} assistant :'
+    """
+    if model in _ATTACHED:
+        return _ATTACHED[model]
+    _load_builtin()
+    name = model.cfg.model_name
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    for profile in reversed(_FAMILIES):
+        if profile.matches(model):  # type: ignore[misc]
+            return profile
+    if model not in _DERIVED:
+        _DERIVED[model] = _derive(model)
+    return _DERIVED[model]
+
+
+def _derive(model: HookedTransformer) -> ModelProfile:
+    """A profile from the model itself: chat if instruction-tuned and the tokenizer has a template."""
+    name = model.cfg.model_name
+    template = None
+    tok = model.tokenizer
+    if any(tag in name.lower() for tag in _CHAT_TAGS) and tok is not None and getattr(tok, "chat_template", None):
+        text = tok.apply_chat_template([{"role": "user", "content": "\x00"}], tokenize=False, add_generation_prompt=True)
+        template = text.replace("{", "{{").replace("}", "}}").replace("\x00", "{prompt}")
+    return ModelProfile(name=name, chat_template=template)
+
+
+def _gemma_it(model: Any) -> bool:
+    name = model.cfg.model_name.lower()
+    return "gemma" in name and any(tag in name for tag in _CHAT_TAGS)
+
+
+_builtin_loaded = False
+
+
+def _load_builtin() -> None:
+    """Register the profiles that ship with the package (once, on first lookup)."""
+    global _builtin_loaded
+    if _builtin_loaded:
+        return
+    _builtin_loaded = True
+    register_profile(ModelProfile(
+        name="gemma-it",
+        chat_template="<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n",
+        matches=_gemma_it,
+    ), family=True)
+    import interp.toy.profile  # noqa: F401  (registers the built-in model's profile)
+
+
+def replace(profile: ModelProfile, **changes: Any) -> ModelProfile:
+    """A copy of `profile` with some fields changed (`dataclasses.replace`)."""
+    return dataclasses.replace(profile, **changes)
+
+
+def check_presets(presets: Sequence[str], profile: ModelProfile) -> None:
+    """Raise a KeyError naming the preset and the valid ones if a preset is unknown."""
+    for preset in presets:
+        if preset not in profile.patchscope_presets:
+            raise KeyError(f"unknown target preset {preset!r}; presets: {', '.join(profile.patchscope_presets)}")

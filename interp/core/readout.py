@@ -1,0 +1,83 @@
+"""The read-out: residual stream -> final norm -> unembedding -> (soft-capped) logits.
+
+Every technique that asks "what tokens does this vector or this layer predict?" does the same
+thing the model does after its last block. This module is the one place that does it:
+
+- `final_logits(model, resid)` decodes residual vectors exactly as the model decodes its last
+  layer, each vector normalized with its *own* statistics (the logit lens; nostalgebraist 2020),
+  with Gemma-2's output soft-cap `cap * tanh(logits / cap)` applied;
+- `last_logits(model, tokens, mask)` runs the blocks and unembeds only the last position
+  (left padding puts every prompt's last token there), so a batch never materialises
+  `[batch, pos, vocab]`;
+- `direction_logits(model, directions)` is the *linear* read of a direction, with no per-vector
+  normalization: centred for LayerNorm and scaled by the final norm's weight, then times `W_U`
+  (how an SAE feature's `W_dec` row, or a neuron's `W_out` row, promotes tokens: Geva et al.
+  2022, "Transformer Feed-Forward Layers Build Predictions by Promoting Concepts in the
+  Vocabulary Space"; Templeton et al. 2024).
+
+Example:
+    >>> acts = interp.harvest(model, tokens, [("resid_post", -1)])
+    >>> torch.allclose(final_logits(model, acts["blocks.3.hook_resid_post"]), model(tokens), atol=1e-4)
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from jaxtyping import Float
+from transformer_lens import HookedTransformer
+
+
+def soft_cap(model: HookedTransformer, logits: torch.Tensor) -> torch.Tensor:
+    """Apply the model's output soft-cap (Gemma-2), if it has one."""
+    cap = getattr(model.cfg, "output_logits_soft_cap", None)
+    if cap is not None and cap > 0:
+        return cap * torch.tanh(logits / cap)
+    return logits
+
+
+def final_logits(
+    model: HookedTransformer, resid: Float[torch.Tensor, "... d_model"]
+) -> Float[torch.Tensor, "... d_vocab"]:
+    """Decode residual-stream vectors the way the model decodes its last layer.
+
+    `final_logits(model, resid_post[-1])` equals the model's logits.
+
+    Example:
+        >>> final_logits(model, acts["blocks.2.hook_resid_post"]).shape
+        torch.Size([1, 6, 50257])
+    """
+    x = resid
+    if model.cfg.normalization_type is not None:
+        x = model.ln_final(x)
+    return soft_cap(model, model.unembed(x))
+
+
+def last_logits(
+    model: HookedTransformer, tokens: torch.Tensor, mask: torch.Tensor | None = None
+) -> Float[torch.Tensor, "batch vocab"]:
+    """Logits at the last position only, the other positions never unembedded."""
+    resid = model(tokens, attention_mask=mask, stop_at_layer=model.cfg.n_layers)[:, -1:]
+    return final_logits(model, resid)[:, 0]
+
+
+def through_norm(model: HookedTransformer, directions: torch.Tensor) -> torch.Tensor:
+    """Directions as the final norm passes them on linearly: centred for LayerNorm, times its weight."""
+    x = directions.float().to(model.W_U.device)
+    if model.cfg.normalization_type in ("LN", "LNPre"):
+        x = x - x.mean(-1, keepdim=True)
+    w_ln = getattr(model.ln_final, "w", None)
+    return x * w_ln.detach().float() if w_ln is not None else x
+
+
+def direction_logits(
+    model: HookedTransformer,
+    directions: Float[torch.Tensor, "n d_model"],
+    token_ids: Sequence[int] | None = None,
+) -> Float[torch.Tensor, "n vocab"]:
+    """Logit effect `[n, vocab]` (or `[n, len(token_ids)]`) of residual directions, read
+    linearly through the final norm and `W_U`."""
+    w_u = model.W_U.detach().float()
+    return through_norm(model, directions) @ (w_u if token_ids is None else w_u[:, list(token_ids)])
