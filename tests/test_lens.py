@@ -254,3 +254,43 @@ def test_toy_capital_of_france_ends_in_paris(toy_model):
     assert max(err, err_k) < 1e-4, (
         f"toy last-layer lens differs from its logits by {max(err, err_k):.2e} (tolerance 1e-4)"
     )
+
+
+# --- the shared vocabulary and result base -------------------------------------------------------
+
+
+def test_a_list_of_several_prompts_is_an_error_not_the_first_only(tiny_model):
+    with pytest.raises(ValueError, match=r"logit_lens reads one prompt, but prompt is a list of 2"):
+        logit_lens(tiny_model, [PROMPT, "the cat sat on the mat"])
+    one = logit_lens(tiny_model, [PROMPT], positions=-1)
+    plain = logit_lens(tiny_model, PROMPT, positions=-1)
+    assert one.prompt == plain.prompt and torch.equal(one.top_ids, plain.top_ids)
+
+
+def test_read_positions_accept_last_and_post_instruction(tiny_model):
+    by_int = logit_lens(tiny_model, PROMPT, positions=-1, targets="paris")
+    by_name = logit_lens(tiny_model, PROMPT, positions="last", targets="paris")
+    assert by_name.positions == by_int.positions == (5,)
+    assert torch.equal(by_name.top_ids, by_int.top_ids)
+    assert logit_lens(tiny_model, PROMPT, positions=[0, "last"]).positions == (0, 5)
+    with pytest.raises(ValueError, match="position 'first' must be an int, 'last'"):
+        logit_lens(tiny_model, PROMPT, positions="first")
+    from conftest import _model, gpt2_like_config
+
+    chat_model = _model(gpt2_like_config(tiny_model.cfg.d_vocab), tiny_model.tokenizer, 0)
+    interp.set_profile(chat_model, interp.ModelProfile("tiny-chat", chat_template="user : {prompt} assistant :"))
+    wrapped = logit_lens(chat_model, PROMPT, chat=True, positions="post_instruction")
+    assert wrapped.prompt == f"user : {PROMPT} assistant :"
+    n = len(wrapped.tokens)
+    assert wrapped.positions == (n - 2, n - 1) and wrapped.tokens[-2:] == ("assistant", ":"), wrapped.tokens
+    assert logit_lens(chat_model, PROMPT).prompt == PROMPT, "the lens reads text as given unless chat=True"
+
+
+def test_result_shares_the_base(tiny_model):
+    lens = logit_lens(tiny_model, PROMPT, targets="paris")
+    assert isinstance(lens, interp.Result)
+    assert isinstance(lens.plot(), go.Figure)
+    html = lens._repr_html_()
+    assert "logit lens of" in html and "<table" in html
+    with pytest.raises(Exception):
+        lens.prompt = "changed"  # frozen
