@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,23 @@ def fingerprint(model: HookedTransformer, samples_per_tensor: int = 4096) -> str
     any weight matrix (a fine-tune, an orthogonalized copy) get different fingerprints, at a
     cost of a few milliseconds even for large models.
     """
-    h = hashlib.sha256()
     cfg = model.cfg
-    h.update(f"{cfg.model_name}|{cfg.n_layers}|{cfg.d_model}|{cfg.d_vocab}".encode())
+    header = f"{cfg.model_name}|{cfg.n_layers}|{cfg.d_model}|{cfg.d_vocab}"
+    return fingerprint_weights(header, model.named_parameters(), samples_per_tensor)
+
+
+def fingerprint_weights(
+    header: str, weights: Iterable[tuple[str, torch.Tensor]], samples_per_tensor: int = 4096
+) -> str:
+    """`fingerprint` of named weights without a model: `header` is `"name|n_layers|d_model|d_vocab"`.
+
+    Example (a shipped checkpoint, read without building the model):
+        >>> fingerprint_weights("toy|4|128|842", load_file("model.safetensors").items())
+    """
+    h = hashlib.sha256()
+    h.update(header.encode())
     with torch.no_grad():
-        for name, p in sorted(model.named_parameters()):
+        for name, p in sorted(weights, key=lambda item: item[0]):
             flat = p.detach().reshape(-1)
             step = max(1, flat.numel() // samples_per_tensor)
             sample = flat[::step].to(device="cpu", dtype=torch.float32)
