@@ -45,42 +45,42 @@ _EXPORTS: dict[str, str] = {
     "logit_lens": "lens",
     "LogitLensResult": "lens",
     # patchscopes
-    "patchscope": "patching.patchscope",
-    "PatchscopeResult": "patching.patchscope",
+    "patchscope": "patching",
+    "PatchscopeResult": "patching",
     # neurons
-    "ablate_neurons": "neurons.ablation",
-    "AblationResult": "neurons.ablation",
-    "logit_diff": "neurons.ablation",
-    "token_logprob": "neurons.ablation",
-    "neuron_activations": "neurons.attribution",
-    "NeuronActivations": "neurons.attribution",
-    "rank_neurons": "neurons.attribution",
-    "NeuronRanking": "neurons.attribution",
+    "ablate_neurons": "neurons",
+    "AblationResult": "neurons",
+    "logit_diff": "neurons",
+    "token_logprob": "neurons",
+    "neuron_activations": "neurons",
+    "NeuronActivations": "neurons",
+    "rank_neurons": "neurons",
+    "NeuronRanking": "neurons",
     # steering
-    "SteeringVector": "steering.generate",
-    "SteeringVectors": "steering.generate",
-    "mean_difference": "steering.generate",
-    "steer": "steering.generate",
-    "SteerResult": "steering.generate",
-    "orthogonalize": "steering.generate",
-    "select_direction": "steering.refusal",
-    "DirectionSelection": "steering.refusal",
-    "refusal_rate": "steering.refusal",
-    "refusal_score": "steering.refusal",
-    "harmless_kl": "steering.refusal",
-    "KLResult": "steering.refusal",
+    "SteeringVector": "steering",
+    "SteeringVectors": "steering",
+    "mean_difference": "steering",
+    "steer": "steering",
+    "SteerResult": "steering",
+    "orthogonalize": "steering",
+    "select_direction": "steering",
+    "DirectionSelection": "steering",
+    "refusal_rate": "steering",
+    "refusal_score": "steering",
+    "harmless_kl": "steering",
+    "KLResult": "steering",
     # sparse autoencoders
-    "load_sae": "sae.load",
-    "check_sae": "sae.check",
-    "feature_activations": "sae.encode",
-    "FeatureActivations": "sae.encode",
-    "feature_vector": "sae.encode",
-    "search_features": "sae.search",
-    "FeatureSearch": "sae.search",
-    "max_activating_examples": "sae.examples",
-    "MaxActivatingExamples": "sae.examples",
-    "feature_card": "sae.card",
-    "FeatureCard": "sae.card",
+    "load_sae": "sae",
+    "check_sae": "sae",
+    "feature_activations": "sae",
+    "FeatureActivations": "sae",
+    "feature_vector": "sae",
+    "search_features": "sae",
+    "FeatureSearch": "sae",
+    "max_activating_examples": "sae",
+    "MaxActivatingExamples": "sae",
+    "feature_card": "sae",
+    "FeatureCard": "sae",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -111,14 +111,14 @@ if TYPE_CHECKING:  # pragma: no cover  (editors and type checkers see every publ
     from interp.core.results import Result
     from interp.core.tokens import format_chat, token_id, tokenize
     from interp.lens import LogitLensResult, logit_lens
-    from interp.neurons.ablation import AblationResult, ablate_neurons, logit_diff, token_logprob
-    from interp.neurons.attribution import NeuronActivations, NeuronRanking, neuron_activations, rank_neurons
-    from interp.patching.patchscope import PatchscopeResult, patchscope
-    from interp.sae.card import FeatureCard, feature_card
-    from interp.sae.check import check_sae
-    from interp.sae.encode import FeatureActivations, feature_activations, feature_vector
-    from interp.sae.examples import MaxActivatingExamples, max_activating_examples
-    from interp.sae.load import load_sae
-    from interp.sae.search import FeatureSearch, search_features
-    from interp.steering.generate import SteerResult, SteeringVector, SteeringVectors, mean_difference, orthogonalize, steer
-    from interp.steering.refusal import DirectionSelection, KLResult, harmless_kl, refusal_rate, refusal_score, select_direction
+    from interp.neurons import AblationResult, ablate_neurons, logit_diff, token_logprob
+    from interp.neurons import NeuronActivations, NeuronRanking, neuron_activations, rank_neurons
+    from interp.patching import PatchscopeResult, patchscope
+    from interp.sae import FeatureCard, feature_card
+    from interp.sae import check_sae
+    from interp.sae import FeatureActivations, feature_activations, feature_vector
+    from interp.sae import MaxActivatingExamples, max_activating_examples
+    from interp.sae import load_sae
+    from interp.sae import FeatureSearch, search_features
+    from interp.steering import SteerResult, SteeringVector, SteeringVectors, mean_difference, orthogonalize, steer
+    from interp.steering import DirectionSelection, KLResult, harmless_kl, refusal_rate, refusal_score, select_direction

@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 
@@ -91,6 +93,23 @@ def count_hooks(model: HookedTransformer) -> int:
     return sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in model.hook_dict.values())
 
 
+_BOOKKEEPING = threading.Lock()  # guards adding/removing handles on shared hook points
+_BACKWARD_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _owned(fn: HookFn, owner: int) -> HookFn:
+    """`fn`, acting only on forwards run by the thread `owner`: another thread's forward through
+    the same shared model sees no hook of ours."""
+
+    def hook(act: torch.Tensor, hook) -> torch.Tensor | None:
+        if threading.get_ident() != owner:
+            return None
+        return fn(act, hook=hook)
+
+    hook.__name__ = getattr(fn, "__name__", "hook")
+    return hook
+
+
 @contextmanager
 def hooked(
     model: HookedTransformer,
@@ -101,6 +120,12 @@ def hooked(
 
     Hook functions follow TransformerLens: `fn(activation, hook) -> new activation or None`.
 
+    One model may be shared by several threads (the dashboard serves every browser session
+    from one model): forward hooks added here act only on forwards run by the thread that added
+    them, so two threads steering the same model differently each get exactly their own
+    result. Backward hooks run on autograd's threads, so a block with backward hooks holds the
+    model's backward lock instead (such blocks run one at a time per model).
+
     Example:
         >>> def zero(act, hook): return torch.zeros_like(act)
         >>> with hooked(model, [("blocks.0.hook_mlp_out", zero)]):
@@ -110,9 +135,28 @@ def hooked(
     for name, _ in fwd + bwd:
         if name not in model.hook_dict:
             raise ValueError(f"unknown hook point {name!r}")
-    # model.hooks() tags these hooks with a context level and removes that level in `finally`.
-    with model.hooks(fwd_hooks=fwd, bwd_hooks=bwd):
-        yield model
+    lock = nullcontext()
+    if bwd:
+        with _BOOKKEEPING:
+            lock = _BACKWARD_LOCKS.setdefault(model, threading.RLock())
+    added: list[tuple[list, object]] = []
+    owner = threading.get_ident()
+    with lock:
+        try:
+            for direction, pairs in (("fwd", fwd), ("bwd", bwd)):
+                for name, fn in pairs:
+                    point = model.hook_dict[name]
+                    wrapped = _owned(fn, owner) if direction == "fwd" else fn
+                    with _BOOKKEEPING:
+                        point.add_hook(wrapped, dir=direction)
+                        handles = point.fwd_hooks if direction == "fwd" else point.bwd_hooks
+                        added.append((handles, handles[-1]))
+            yield model
+        finally:
+            with _BOOKKEEPING:
+                for handles, handle in reversed(added):
+                    handle.hook.remove()
+                    handles.remove(handle)
 
 
 @contextmanager
