@@ -14,10 +14,9 @@ from __future__ import annotations
 import torch
 from transformer_lens import HookedTransformer
 
-from benchmarks.common import interleaved
-from benchmarks.common import Row
+from benchmarks.common import Row, interleaved
 from interp.core.hooks import harvest, hook_name, hooked
-from interp.patching.patchscope import patchscope, target_prompt
+from interp.patching import patchscope, target_prompt
 
 TARGET = 0.3
 SOURCE = "we visited france last year and my friend is from japan ."

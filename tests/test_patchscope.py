@@ -8,6 +8,7 @@ import torch
 import interp
 from interp.core.hooks import count_hooks, hook_name, hooked
 from interp.patching.patchscope import PRESETS, PatchscopeResult, patchscope, placeholder_for, target_prompt
+from interp.patching import preset_names
 
 SOURCE = "the cat sat on the mat"
 LONG_SOURCE = "the big dog sat on the mat , the small cat sat on the mat"
@@ -50,7 +51,7 @@ def test_kv_cache_generation_equals_no_cache_reference(tiny_model, source, strat
         source_position="cat",
         target=target,
         placeholder="?",
-        expected="dog",
+        targets="dog",
         max_new_tokens=4,
         strategy=strategy,
     )
@@ -88,7 +89,7 @@ def test_back_patching_and_resid_post_equal_reference(tiny_model):
         source_layers=[1, 2],
         target_layers=0,
         site="resid_post",
-        expected="paris",
+        targets="paris",
         max_new_tokens=3,
     )
     assert res.target_layers == (0, 0) and res.site == "resid_post"
@@ -123,7 +124,7 @@ def test_relocate_position_swaps_the_position_embedding(gpt2_like):
             target=target,
             placeholder="?",
             source_layers=[0, 2],
-            expected="paris",
+            targets="paris",
             max_new_tokens=2,
             relocate_position=relocate,
         )
@@ -155,7 +156,7 @@ def test_relocate_position_swaps_the_position_embedding(gpt2_like):
         target=target,
         placeholder="?",
         source_layers=0,
-        expected="paris",
+        targets="paris",
         max_new_tokens=1,
     )
     raw = patchscope(
@@ -165,7 +166,7 @@ def test_relocate_position_swaps_the_position_embedding(gpt2_like):
         target=target,
         placeholder="?",
         source_layers=0,
-        expected="paris",
+        targets="paris",
         max_new_tokens=1,
         relocate_position=False,
     )
@@ -176,7 +177,7 @@ def test_relocate_position_swaps_the_position_embedding(gpt2_like):
 @pytest.mark.parametrize("strategy", ["one_pass", "shared_prefix"])
 def test_one_batched_sweep_equals_per_layer_runs(tiny_model, strategy):
     sweep = patchscope(
-        tiny_model, SOURCE, source_position="cat", target="identity", expected="cat", strategy=strategy
+        tiny_model, SOURCE, source_position="cat", target="identity", targets="cat", strategy=strategy
     )
     n = tiny_model.cfg.n_layers
     assert sweep.source_layers == tuple(range(n)) == sweep.target_layers
@@ -186,7 +187,7 @@ def test_one_batched_sweep_equals_per_layer_runs(tiny_model, strategy):
             SOURCE,
             source_position="cat",
             target="identity",
-            expected="cat",
+            targets="cat",
             source_layers=layer,
             strategy=strategy,
         )
@@ -228,7 +229,7 @@ def test_last_position_placeholder_reads_the_substituted_prompt(tiny_model):
     would have had there, so the first-token distribution equals the plain model's."""
     target = "cat -> cat ; dog -> dog ; ?"
     source = "cat -> cat ; dog -> dog ; hello"
-    res = patchscope(tiny_model, source, target=target, placeholder="?", expected="hello", max_new_tokens=1)
+    res = patchscope(tiny_model, source, target=target, placeholder="?", targets="hello", max_new_tokens=1)
     with torch.inference_mode():
         p = tiny_model(tiny_model.to_tokens(source))[0, -1].softmax(-1)
     for i, layer in enumerate(res.source_layers):
@@ -241,7 +242,7 @@ def test_last_position_placeholder_reads_the_substituted_prompt(tiny_model):
 
 def test_grid_batches_and_views(gemma2_like):
     grid = patchscope(
-        gemma2_like, SOURCE, source_position=2, target="identity", target_layers="all", expected="cat"
+        gemma2_like, SOURCE, source_position=2, target="identity", target_layers="all", targets="cat"
     )
     n = gemma2_like.cfg.n_layers
     assert grid.is_grid and len(grid.generations) == n * n
@@ -252,7 +253,7 @@ def test_grid_batches_and_views(gemma2_like):
         source_position=2,
         target="identity",
         target_layers="all",
-        expected="cat",
+        targets="cat",
         batch_size=4,
     )
     assert small.generations == grid.generations
@@ -281,13 +282,13 @@ def test_grid_batches_and_views(gemma2_like):
     assert count_hooks(gemma2_like) == 0
 
 
-def test_presets_and_module_is_callable(gpt2_like):
+def test_presets_and_package_function(gpt2_like):
     assert set(PRESETS) == {"identity", "description", "capital", "language", "continent"}
     ph = placeholder_for(gpt2_like)
     for preset in PRESETS:
         text = target_prompt(gpt2_like, preset)
         assert ph in text.split() or f"{ph}:" in text, (preset, text)
-    import interp.patching.patchscope as module
+    import interp.patching.patchscope as module  # the package exports the function under this name
 
     res = interp.patching.patchscope(gpt2_like, SOURCE, source_layers=0, max_new_tokens=1)
     res2 = module(gpt2_like, SOURCE, source_layers=0, max_new_tokens=1)
@@ -324,13 +325,53 @@ def test_bad_input_gives_clear_errors(gpt2_like):
     with pytest.raises(ValueError, match="max_new_tokens=0"):
         patchscope(gpt2_like, SOURCE, max_new_tokens=0)
     with pytest.raises(KeyError, match="zebra"):
-        patchscope(gpt2_like, SOURCE, expected="zebra")
+        patchscope(gpt2_like, SOURCE, targets="zebra")
     with pytest.raises(KeyError, match="unknown target preset 'identty'"):
         target_prompt(gpt2_like, "identty")
     res = patchscope(gpt2_like, SOURCE, source_layers=0, max_new_tokens=1)
     with pytest.raises(ValueError, match="target_layers has 2 entries for 1 rows"):
         PatchscopeResult(**{**res.__dict__, "target_layers": (0, 1)})
     assert count_hooks(gpt2_like) == 0
+
+
+def test_expected_is_renamed_targets_and_warns(tiny_model):
+    new = patchscope(tiny_model, SOURCE, source_position="cat", targets="cat", max_new_tokens=2)
+    with pytest.warns(DeprecationWarning, match=r"patchscope\(expected=\.\.\.\) is deprecated.*use targets="):
+        old = patchscope(tiny_model, SOURCE, source_position="cat", expected="cat", max_new_tokens=2)
+    assert old.generations == new.generations and old.targets == new.targets == ("cat",)
+    assert torch.equal(old.target_probs, new.target_probs) and torch.equal(old.expected_ranks, new.expected_ranks)
+    assert old.expected == "cat" and old.expected_id == new.target_ids[0]
+    assert torch.equal(new.expected_probs, new.target_probs[:, 0])
+    with pytest.raises(TypeError, match="both targets= and its old name expected="):
+        patchscope(tiny_model, SOURCE, targets="cat", expected="cat")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'expectd'"):
+        patchscope(tiny_model, SOURCE, expectd="cat")
+
+
+def test_source_layers_all_is_deprecated_for_none(tiny_model):
+    new = patchscope(tiny_model, SOURCE, source_layers=None, max_new_tokens=1)
+    with pytest.warns(DeprecationWarning, match=r"source_layers='all' is deprecated; use source_layers=None"):
+        old = patchscope(tiny_model, SOURCE, source_layers="all", max_new_tokens=1)
+    assert old.source_layers == new.source_layers and old.generations == new.generations
+    assert patchscope(tiny_model, SOURCE, source_layers=[-1, 2, 0], max_new_tokens=1).source_layers == (2, 0)
+
+
+def test_several_targets_and_the_result_base(tiny_model):
+    res = patchscope(tiny_model, SOURCE, source_position="cat", targets=["cat", "dog", 5], max_new_tokens=1)
+    n = tiny_model.cfg.n_layers
+    assert res.target_probs.shape == res.target_ranks.shape == (n, 3)
+    one = patchscope(tiny_model, SOURCE, source_position="cat", targets="dog", max_new_tokens=1)
+    assert torch.allclose(res.target_probs[:, 1], one.target_probs[:, 0], atol=1e-6)
+    assert torch.equal(res.target_ranks[:, 1], one.target_ranks[:, 0])
+    assert res.target_ids[2] == 5 and res.expected == "cat"
+    frame = res.to_frame()
+    assert {"expected_prob", "correct", "p(dog)", f"rank({res.targets[2]})"} <= set(frame.columns)
+    assert len(res.plot().data) == 3
+    assert isinstance(res, interp.Result) and res.summary().startswith("patchscope of 'cat'")
+    assert "<table" in res._repr_html_()
+    bare = patchscope(tiny_model, SOURCE, max_new_tokens=1)
+    assert bare.targets == () and bare.target_probs.shape == (n, 0) and bare.expected_probs is None
+    assert preset_names(tiny_model) == PRESETS
 
 
 # --- the built-in model ------------------------------------------------------------------------
@@ -349,7 +390,7 @@ def test_toy_identity_decodes_the_source_token_at_layer_0(toy_model):
             source_position=word,
             target="identity",
             source_layers=0,
-            expected=word,
+            targets=word,
             max_new_tokens=1,
         )
         hits.append(res.first_tokens[0].strip() == word)
@@ -373,7 +414,7 @@ def test_toy_relation_patchscope_finds_capitals(toy_model):
             f"we visited {c.country} last year .",
             source_position=c.country,
             target="capital",
-            expected=c.capital,
+            targets=c.capital,
             max_new_tokens=1,
         )
         correct[i] = res.correct

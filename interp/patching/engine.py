@@ -1,5 +1,6 @@
-"""The batched engine behind `interp.patching.patchscope`: patch source states into many target rows in
-one pass, then generate greedily with the key-value cache.
+"""The batched engine behind `interp.patching.patchscope`: patch source states into many target
+rows in one pass, then generate greedily with the key-value cache (Ghandeharioun et al. 2024,
+"Patchscopes", arXiv:2401.06102, run as one batch instead of a loop of forwards).
 
 Each row i of a sweep is one (source layer, target layer) pair: the source prompt's state at
 `source_layers[i]` (at the source position) replaces the target prompt's state at the
@@ -170,7 +171,7 @@ def _run_rows(
     *,
     source_row: bool,
     max_new_tokens: int,
-    expected_id: int | None,
+    target_ids: Sequence[int],
 ) -> dict[str, torch.Tensor]:
     """The patched prompt pass (hooks on; row 0 is dropped after it when it is the source), then
     hook-free greedy steps on the KV cache, which already holds the patched keys and values
@@ -185,10 +186,14 @@ def _run_rows(
         logits = logits[1:]
     logp = logits.log_softmax(-1)
     nxt = logits.argmax(-1)
-    out = {"first_probs": logp.gather(-1, nxt[:, None])[:, 0].exp().cpu()}
-    if expected_id is not None:
-        out["expected_probs"] = logp[:, expected_id].exp().cpu()
-        out["expected_ranks"] = ((logits > logits[:, expected_id : expected_id + 1]).sum(-1) + 1).cpu()
+    ids = torch.tensor(list(target_ids), dtype=torch.long, device=logits.device)
+    chosen = logits[:, ids]  # [row, target]
+    ranks = [(logits > chosen[:, j : j + 1]).sum(-1) + 1 for j in range(len(ids))]
+    out = {
+        "first_probs": logp.gather(-1, nxt[:, None])[:, 0].exp().cpu(),
+        "target_probs": logp[:, ids].exp().cpu(),
+        "target_ranks": (torch.stack(ranks, -1) if ranks else chosen.long()).cpu(),
+    }
     generated = [nxt]
     eos = model.tokenizer.eos_token_id
     done = nxt == eos if eos is not None else torch.zeros_like(nxt, dtype=torch.bool)
@@ -228,7 +233,7 @@ def sweep(
     strategy: str = "auto",
     batch_size: int = 64,
     max_new_tokens: int = 1,
-    expected_id: int | None = None,
+    target_ids: Sequence[int] = (),
     shift: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run every (source layer, target layer) row of a patchscope and generate greedily.
@@ -242,12 +247,12 @@ def sweep(
         strategy: `one_pass`, `shared_prefix` or `auto` (see the module docstring).
         batch_size: rows per forward (one pass needs all rows in one batch).
         max_new_tokens: greedy tokens per row.
-        expected_id: a token whose first-step probability and rank to report.
+        target_ids: tokens whose first-step probabilities and ranks to report.
         shift: `[d_model]` added to every source state before it is written (the position fix).
 
     Returns:
         `generated_ids` `[row, new]` (-1 after a batch stopped early at EOS), `first_probs`
-        `[row]`, and with `expected_id`, `expected_probs` and `expected_ranks` `[row]`.
+        `[row]`, and `target_probs` and `target_ranks` `[row, target]` (1 = top).
 
     Raises:
         ValueError: an unknown strategy, or `one_pass` where it cannot apply.
@@ -288,7 +293,7 @@ def sweep(
                 hooks,
                 source_row=True,
                 max_new_tokens=max_new_tokens,
-                expected_id=expected_id,
+                target_ids=target_ids,
             )
         )
     else:
@@ -312,7 +317,7 @@ def sweep(
                     _patch_hooks(model, site, part, states),
                     source_row=False,
                     max_new_tokens=max_new_tokens,
-                    expected_id=expected_id,
+                    target_ids=target_ids,
                 )
             )
     return _merge(results)
