@@ -1,3 +1,4 @@
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -29,7 +30,8 @@ def test_corrupt_entry_is_recomputed_and_overwritten(gpt2_like):
     cache.cached(gpt2_like, "means", {"layer": 1}, compute)
     path = cache.entry_path(gpt2_like, "means", {"layer": 1})
     path.write_bytes(b"\x00garbage, not safetensors")
-    out = cache.cached(gpt2_like, "means", {"layer": 1}, compute)
+    with pytest.warns(UserWarning, match="unreadable"):
+        out = cache.cached(gpt2_like, "means", {"layer": 1}, compute)
     assert len(calls) == 2
     torch.testing.assert_close(out["mean"], torch.arange(6.0).reshape(2, 3))
     assert cache.cached(gpt2_like, "means", {"layer": 1}, compute) and len(calls) == 2
@@ -40,7 +42,8 @@ def test_mismatched_metadata_is_not_trusted(gpt2_like):
     path = cache.entry_path(gpt2_like, "means", {"layer": 1})
     path.parent.mkdir(parents=True)
     save_file({"mean": torch.full((2, 3), 99.0)}, str(path), metadata={"format": "interp-cache-1", "args": "{}"})
-    out = cache.cached(gpt2_like, "means", {"layer": 1}, compute)
+    with pytest.warns(UserWarning, match="not trusted"):
+        out = cache.cached(gpt2_like, "means", {"layer": 1}, compute)
     assert len(calls) == 1
     assert out["mean"].max() == 5.0
 
