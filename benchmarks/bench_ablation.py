@@ -7,8 +7,10 @@
   against tokenizing and one plain forward: target <= 4; the detail column gives the speed-up
   over ablating every neuron one at a time (n_layers * d_mlp forwards, extrapolated from the
   forward time).
-- `neuron_activations` over a corpus (tokenize, forward to the neuron's layer, streaming top-k)
-  against `harvest` at that layer on the same pre-tokenized batches, tokens/s: target >= 0.8.
+- `neuron_activations` over a corpus (tokenize, token-budget batches, forward to the neuron's
+  layer, the streaming top-k of `max_activating_examples`, and the neuron's running mean)
+  against `harvest` at that layer on pre-tokenized batches of the same size, tokens/s:
+  target >= 0.8.
 
 Each pair is timed in turn, round after round, keeping the best of each: CPU time of the process
 with one torch thread on a CPU (so other processes on a shared machine do not count), wall time
@@ -22,10 +24,9 @@ import torch
 from transformer_lens import HookedTransformer
 
 from benchmarks.common import Row, interleaved
-from interp.neurons.ablation import ablate_neurons, token_logprob
 from interp.core.hooks import harvest
 from interp.core.tokens import tokenize
-from interp.neurons.attribution import neuron_activations, rank_neurons
+from interp.neurons import ablate_neurons, neuron_activations, rank_neurons, token_logprob
 
 SUBJECTS = ["key", "keys", "dog", "dogs", "book", "books", "teacher", "teachers"]
 ATTRACTORS = ["cabinet", "cabinets", "box", "boxes", "house", "houses", "tree", "trees"]
@@ -47,7 +48,7 @@ def run(model: HookedTransformer) -> list[Row]:
         model(t, attention_mask=m)
 
     def ablate() -> None:
-        ablate_neurons(model, PROMPTS, neurons, tokens=["is", "are"], batch_size=64, progress=False)
+        ablate_neurons(model, PROMPTS, neurons, targets=["is", "are"], batch_size=64, progress=False)
 
     t = interleaved({"base": two_forwards, "ablate": ablate}, device)
     t_base, t_abl = t["base"], t["ablate"]
@@ -87,7 +88,7 @@ def run(model: HookedTransformer) -> list[Row]:
             harvest(model, t, [("mlp_post", layer)], attention_mask=m)
 
     def topk() -> None:
-        neuron_activations(model, CORPUS, layer, 3, k=20, batch_size=32, progress=False)
+        neuron_activations(model, CORPUS, (layer, 3), k=20, batch_size=32, progress=False)
 
     t = interleaved({"harvest": harvest_only, "topk": topk}, device, rounds=5)
     t_h, t_k = t["harvest"], t["topk"]

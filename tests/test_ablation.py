@@ -9,15 +9,10 @@ import torch
 from scipy import stats
 
 import interp
-from interp.neurons import ablation
-from interp.neurons.ablation import (
-    AblationResult,
-    ablate_neurons,
-    logit_diff,
-    paired_stats,
-    resample_pairs,
-    token_logprob,
-)
+from interp.neurons import engine
+from interp.neurons.ablation import AblationResult, ablate_neurons, paired_stats
+from interp.neurons.engine import resample_pairs
+from interp.neurons.metrics import logit_diff, token_logprob
 from interp.core.hooks import count_hooks, harvest, hooked
 
 PROMPTS = [
@@ -72,8 +67,8 @@ def _assert_unchanged(model, snapshot):
 
 def test_zero_ablation_matches_hand_written_hooks_and_batching(tiny_model):
     model = tiny_model
-    res = ablate_neurons(model, PROMPTS, [(1, 5), (-1, 7)], tokens=["is", "are", "the"], progress=False)
-    single = ablate_neurons(model, PROMPTS, (1, 5), tokens="is", progress=False)
+    res = ablate_neurons(model, PROMPTS, [(1, 5), (-1, 7)], targets=["is", "are", "the"], progress=False)
+    single = ablate_neurons(model, PROMPTS, (1, 5), targets="is", progress=False)
     assert single.tokens == ("is",) and single.neurons == ("L1.N5",)
     for i, p in enumerate(PROMPTS):
         clean = _manual_logprobs(model, p, [])
@@ -106,7 +101,7 @@ def test_mean_ablation_uses_the_cached_reference_mean(gpt2_like, monkeypatch, tm
     acts = [harvest(model, model.to_tokens(r), [name])[name][0] for r in REFERENCE]
     mean = torch.cat(acts).mean(0)  # over every real position of every reference prompt
     res = ablate_neurons(model, PROMPTS, [(1, 3), (1, 9)], method="mean", reference=REFERENCE,
-                         tokens=["is"], progress=False)
+                         targets=["is"], progress=False)
     for i, p in enumerate(PROMPTS):
         ablated = _manual_logprobs(model, p, [("blocks.1.mlp.hook_post", _set([3, 9], mean[[3, 9]]))])
         torch.testing.assert_close(res.logprob_after[i], ablated[res.token_ids], atol=1e-4, rtol=1e-4)
@@ -116,9 +111,9 @@ def test_mean_ablation_uses_the_cached_reference_mean(gpt2_like, monkeypatch, tm
     def boom(*a, **k):
         raise AssertionError("reference means were recomputed instead of read from the cache")
 
-    monkeypatch.setattr(ablation, "_masked_mean_and_acts", boom)
+    monkeypatch.setattr(engine, "_masked_mean_and_acts", boom)
     again = ablate_neurons(model, PROMPTS, [(1, 3), (1, 9)], method="mean", reference=REFERENCE,
-                           tokens=["is"], progress=False)
+                           targets=["is"], progress=False)
     torch.testing.assert_close(again.logprob_after, res.logprob_after)
 
 
@@ -129,7 +124,7 @@ def test_resample_pairing_rule_and_values(gemma2_like):
     with pytest.raises(ValueError, match="other than prompt 0"):
         resample_pairs(["a"], ["a", "a"])
     res = ablate_neurons(model, PROMPTS, [(0, 11), (2, 4)], method="resample", reference=REFERENCE,
-                         tokens=["is", "cat"], progress=False)
+                         targets=["is", "cat"], progress=False)
     pairs = res.reference_pairs.tolist()
     assert pairs == [(i + 1) % len(REFERENCE) for i in range(len(PROMPTS))]
     names = ["blocks.0.mlp.hook_post", "blocks.2.mlp.hook_post"]
@@ -152,7 +147,7 @@ def test_resample_pairing_rule_and_values(gemma2_like):
 def test_metric_helpers_and_statistics(gpt2_like):
     model = gpt2_like
     met = logit_diff(model, ["is", "are", "is", "are", "is"], "was")
-    res = ablate_neurons(model, PROMPTS, [(0, 1), (0, 2), (1, 3)], tokens=["is", "are"], metric=met,
+    res = ablate_neurons(model, PROMPTS, [(0, 1), (0, 2), (1, 3)], targets=["is", "are"], metric=met,
                          test="ttest", progress=False)
     lp = torch.stack([_manual_logprobs(model, p, []) for p in PROMPTS])
     tok = [model.tokenizer.convert_tokens_to_ids(w) for w in ("is", "are", "is", "are", "is")]
@@ -169,9 +164,9 @@ def test_metric_helpers_and_statistics(gpt2_like):
     assert np.allclose(pw.numpy(), [stats.wilcoxon(d[:, j]).pvalue for j in range(2)])
     assert paired_stats(torch.ones(4, 1), torch.ones(4, 1), "ttest")[3].item() == 1.0  # no change at all
     lp_met = token_logprob(model, "is")
-    res2 = ablate_neurons(model, PROMPTS, [(0, 1)], tokens=["is"], metric=lp_met, progress=False)
+    res2 = ablate_neurons(model, PROMPTS, [(0, 1)], targets=["is"], metric=lp_met, progress=False)
     torch.testing.assert_close(res2.metric_after, res2.logprob_after[:, 0])
-    plain = ablate_neurons(model, PROMPTS, [(0, 1)], tokens=["is"], metric=lambda logits: logits[:, 7],
+    plain = ablate_neurons(model, PROMPTS, [(0, 1)], targets=["is"], metric=lambda logits: logits[:, 7],
                            progress=False)
     assert plain.metric_stats is not None and plain.metric_name == "<lambda>"
 
@@ -216,7 +211,7 @@ def test_model_is_unchanged_after_every_call_and_every_failure(tiny_model, monke
         interp.rank_neurons(model, PROMPTS, bad_metric, k=3, progress=False)
     _assert_unchanged(model, snap)
     # a hook that raises inside the forward pass (replacement values of the wrong shape)
-    monkeypatch.setattr(ablation.Values, "get", lambda self, *a: torch.zeros(3, 1, 7))
+    monkeypatch.setattr(engine.Values, "get", lambda self, *a: torch.zeros(3, 1, 7))
     with pytest.raises(RuntimeError):
         ablate_neurons(model, PROMPTS, [(1, 1)], progress=False)
     _assert_unchanged(model, snap)
@@ -242,7 +237,7 @@ def test_bad_input_names_the_value(gpt2_like):
     with pytest.raises(ValueError, match="unknown test 'z'"):
         ablate_neurons(model, PROMPTS, [(0, 1)], test="z")
     with pytest.raises(KeyError, match="'zebra' is not a single token"):
-        ablate_neurons(model, PROMPTS, [(0, 1)], tokens=["is", "zebra"])
+        ablate_neurons(model, PROMPTS, [(0, 1)], targets=["is", "zebra"])
     with pytest.raises(KeyError, match="'zebra'"):
         logit_diff(model, "zebra", "is")
     with pytest.raises(KeyError, match="'unicorn'"):
@@ -251,6 +246,57 @@ def test_bad_input_names_the_value(gpt2_like):
         ablate_neurons(model, PROMPTS, [(0, 1)], metric=logit_diff(model, ["is", "are"], "the"))
     with pytest.raises(ValueError, match=r"returned \(5, 2\); expected one value per prompt: \(5,\)"):
         ablate_neurons(model, PROMPTS, [(0, 1)], metric=lambda logits: logits[:, :2], progress=False)
+
+
+def test_old_tokens_keyword_warns_and_gives_the_same_result(gpt2_like):
+    model = gpt2_like
+    new = ablate_neurons(model, PROMPTS, [(0, 1), (1, 3)], targets=["is", "are"], progress=False)
+    with pytest.warns(DeprecationWarning, match="use targets="):
+        old = ablate_neurons(model, PROMPTS, [(0, 1), (1, 3)], tokens=["is", "are"], progress=False)
+    assert old.tokens == new.tokens == ("is", "are")
+    torch.testing.assert_close(old.logprob_after, new.logprob_after)
+    torch.testing.assert_close(old.p_value, new.p_value)
+    with pytest.raises(TypeError, match="both targets= and its old name tokens="):
+        ablate_neurons(model, PROMPTS, [(0, 1)], targets=["is"], tokens=["is"])
+    with pytest.raises(TypeError, match="unexpected keyword argument 'token'"):
+        ablate_neurons(model, PROMPTS, [(0, 1)], token=["is"])
+
+
+def test_results_share_the_result_base(gpt2_like):
+    model = gpt2_like
+    res = ablate_neurons(model, PROMPTS, [(0, 1)], targets=["is"], metric=token_logprob(model, "is"),
+                         progress=False)
+    assert isinstance(res, interp.Result)
+    assert res.summary().startswith("AblationResult: zero ablation of L0.N1; log p(is)")
+    assert "top-1 changed" in res._repr_html_() and "<table" in res._repr_html_()
+    with pytest.raises(AttributeError):
+        res.method = "mean"  # frozen
+    ranking = interp.rank_neurons(model, PROMPTS, token_logprob(model, "is"), k=2, progress=False)
+    assert isinstance(ranking, interp.Result) and ranking.summary().startswith("NeuronRanking for log p(is)")
+    assert ranking.plot() is not None and "<table" in ranking._repr_html_()
+
+
+def test_chat_wraps_prompts_and_reference(gpt2_like):
+    import dataclasses
+
+    from interp.core.profiles import profile_for, set_profile
+
+    model = gpt2_like
+    template = "user : {prompt} assistant :"
+    wrapped = [template.format(prompt=p) for p in PROMPTS]
+    plain = ablate_neurons(model, wrapped, [(1, 3)], method="mean", targets=["is"], progress=False,
+                           reference=[template.format(prompt=r) for r in REFERENCE])
+    original = profile_for(model)
+    set_profile(model, dataclasses.replace(original, chat_template=template))
+    try:
+        chat = ablate_neurons(model, PROMPTS, [(1, 3)], method="mean", reference=REFERENCE, targets=["is"],
+                              chat=True, progress=False)
+        default = ablate_neurons(model, PROMPTS, [(1, 3)], targets=["is"], progress=False)
+    finally:
+        set_profile(model, original)
+    assert chat.prompts == tuple(wrapped)
+    torch.testing.assert_close(chat.logprob_after, plain.logprob_after)
+    assert default.prompts == tuple(PROMPTS)  # chat=False by default: the text as given
 
 
 # --- acceptance on the built-in model ------------------------------------------------------------
@@ -271,7 +317,7 @@ def test_toy_top_ranked_neurons_cut_agreement_far_more_than_random(toy_model):
     assert len(ranking.neurons) == 10 and np.isfinite(ranking.spearman), ranking.to_frame()
 
     def effect(neurons):
-        res = ablate_neurons(model, [p.prompt for p in held], list(neurons), tokens=["is", "are"],
+        res = ablate_neurons(model, [p.prompt for p in held], list(neurons), targets=["is", "are"],
                              metric=metric_for(held), progress=False)
         return -res.metric_change, float((res.metric_before > 0).float().mean()), \
             float((res.metric_after > 0).float().mean())

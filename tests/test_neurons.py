@@ -6,9 +6,11 @@ import torch
 from transformer_lens import HookedTransformer
 
 import interp
-from interp.neurons.ablation import ablate_neurons, logit_diff, token_logprob
 from interp.core.hooks import count_hooks, harvest, hooked
-from interp.neurons.attribution import neuron_activations, rank_neurons
+from interp.neurons.ablation import ablate_neurons
+from interp.neurons.activations import neuron_activations
+from interp.neurons.attribution import rank_neurons
+from interp.neurons.metrics import logit_diff, token_logprob
 
 from conftest import gpt2_like_config
 
@@ -53,7 +55,7 @@ def test_attribution_is_exact_where_the_model_is_linear(linear_tail):
     assert r.layers == (2,) and r.scores.shape == (1, 64)
     # "magnitude" ranks by |score|, and each verified number is a real single-neuron ablation
     assert torch.equal(r.attribution.abs(), r.scores.abs().flatten().sort(descending=True).values[:8])
-    one = ablate_neurons(model, PROMPTS, [r.neurons[0]], tokens=["is"], metric=metric, progress=False)
+    one = ablate_neurons(model, PROMPTS, [r.neurons[0]], targets=["is"], metric=metric, progress=False)
     assert one.metric_change == pytest.approx(float(r.ablation[0]), abs=1e-4)
 
 
@@ -94,7 +96,7 @@ def test_mean_and_resample_rankings_verify_with_the_same_ablation(gpt2_like):
     for method in ("mean", "resample"):
         r = rank_neurons(model, PROMPTS, metric, layers=[0, 2], k=3, method=method, reference=ref,
                          progress=False)
-        real = ablate_neurons(model, PROMPTS, [r.neurons[1]], method=method, reference=ref, tokens=["is"],
+        real = ablate_neurons(model, PROMPTS, [r.neurons[1]], method=method, reference=ref, targets=["is"],
                               metric=metric, progress=False)
         assert real.metric_change == pytest.approx(float(r.ablation[1]), abs=1e-4), (method, r.to_frame())
         assert {layer for layer, _ in r.neurons} <= {0, 2}
@@ -129,7 +131,7 @@ def test_neuron_activations_streams_the_exact_top_k(tiny_model):
     hooks = [("blocks.1.mlp.hook_post", _counter(counts, "layer1")),
              ("blocks.2.hook_resid_pre", _counter(counts, "after"))]
     with hooked(model, hooks):
-        res = neuron_activations(model, (t for t in corpus), 1, 6, k=5, batch_size=4, progress=False)
+        res = neuron_activations(model, (t for t in corpus), (1, 6), k=5, batch_size=4, progress=False)
     assert counts == {"layer1": 7}, counts  # 7 batches of <= 4 texts, never past layer 1
     assert res.n_examples == 25
     values = []
@@ -157,13 +159,54 @@ def test_neuron_activations_streams_the_exact_top_k(tiny_model):
 
 def test_neuron_activations_bad_input(gpt2_like):
     with pytest.raises(ValueError, match="neuron index 99 is out of range for layer 0"):
-        neuron_activations(gpt2_like, PROMPTS, 0, 99)
+        neuron_activations(gpt2_like, PROMPTS, (0, 99))
     with pytest.raises(ValueError, match="layer -4 is out of range"):
-        neuron_activations(gpt2_like, PROMPTS, -4, 0)
+        neuron_activations(gpt2_like, PROMPTS, (-4, 0))
     with pytest.raises(ValueError, match="k=0 must be a positive int"):
-        neuron_activations(gpt2_like, PROMPTS, 0, 1, k=0)
+        neuron_activations(gpt2_like, PROMPTS, (0, 1), k=0)
     with pytest.raises(ValueError, match="is empty"):
-        neuron_activations(gpt2_like, ["", " "], 0, 1)
+        neuron_activations(gpt2_like, ["", " "], (0, 1))
+
+
+def test_neuron_activations_is_max_activating_examples_for_one_neuron(tiny_model):
+    model = tiny_model
+    corpus = [f"{a} {b}" for a in PROMPTS for b in PROMPTS]
+    res = neuron_activations(model, corpus, (-2, 6), k=7, before=3, after=1, batch_size=4, progress=False)
+    top = interp.max_activating_examples(model, (1, 6), corpus, k=7, context=(3, 1), batch_size=4,
+                                         max_len=model.cfg.n_ctx, cache=False, progress=False)
+    assert (res.layer, res.index) == (1, 6)
+    torch.testing.assert_close(res.values, top.values[0])
+    assert torch.equal(res.example, top.example[0]) and torch.equal(res.position, top.position[0])
+    torch.testing.assert_close(res.context_acts, top.context_acts[0])
+    assert [list(c) for c in res.contexts] == [top.strs(row) for row in top.context_tokens[0]]
+    assert torch.equal(res.hist_counts, top.hist[0]) and res.density == pytest.approx(float(top.density[0]))
+    assert (res.n_tokens, res.n_examples) == (top.n_tokens, top.n_examples)
+    frame = top.to_frame(6)
+    assert frame["activation"].tolist() == pytest.approx(res.to_frame()["activation"].tolist()[:len(frame)])
+    assert isinstance(res, interp.Result) and "NeuronActivations L1.N6" in res._repr_html_()
+    assert count_hooks(model) == 0
+
+
+def test_neuron_activations_old_spellings_warn_and_agree(gpt2_like):
+    model = gpt2_like
+    new = neuron_activations(model, PROMPTS, (1, 6), k=3, progress=False)
+    with pytest.warns(DeprecationWarning, match=r"pass one pair"):
+        positional = neuron_activations(model, PROMPTS, 1, 6, k=3, progress=False)
+    with pytest.warns(DeprecationWarning, match="use neuron="):
+        keywords = neuron_activations(model, PROMPTS, layer=1, index=6, k=3, progress=False)
+    with pytest.warns(DeprecationWarning, match="use corpus="):
+        renamed = neuron_activations(model, prompts_or_corpus=PROMPTS, neuron=(1, 6), k=3, progress=False)
+    with pytest.warns(DeprecationWarning, match="skip_bos"):
+        bos = neuron_activations(model, PROMPTS, (1, 6), k=3, skip_bos=True, progress=False)
+    for old in (positional, keywords, renamed, bos):
+        torch.testing.assert_close(old.values, new.values)
+        assert old.contexts == new.contexts and old.mean == pytest.approx(new.mean)
+    with pytest.raises(ValueError, match="skip_bos=False is no longer supported"):
+        neuron_activations(model, PROMPTS, (1, 6), skip_bos=False)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'layers'"):
+        neuron_activations(model, PROMPTS, (1, 6), layers=1)
+    with pytest.raises(TypeError, match=r"one \(layer, index\) pair"):
+        neuron_activations(model, PROMPTS, layer=1)
 
 
 def test_toy_neuron_activations_over_the_corpus(toy_model):
@@ -173,7 +216,7 @@ def test_toy_neuron_activations_over_the_corpus(toy_model):
     ranking = interp.rank_neurons(model, ["the key to the cabinets", "the keys to the cabinet"],
                                   lambda logits: logits[:, 5], k=1, verify=False, progress=False)
     layer, index = ranking.neurons[0]
-    res = neuron_activations(model, documents(300, seed=3), layer, index, k=10, progress=False)
+    res = neuron_activations(model, documents(300, seed=3), (layer, index), k=10, progress=False)
     assert res.n_examples == 300 and res.n_tokens > 3000, (res.n_examples, res.n_tokens)
     assert torch.all(res.values[:-1] >= res.values[1:]), res.values
     text = list(documents(300, seed=3))[int(res.example[0])]

@@ -1,12 +1,21 @@
-"""MLP neurons: ablate them, rank them by attribution, and find what makes them fire.
+"""MLP neurons: ablate them, rank them by attribution, and see where they fire.
 
-- `ablation.py`: zero / mean / resample ablation with significance across prompts;
-- `attribution.py`: rank every neuron by a first-order estimate, verified by real ablation;
-  and its max-activating contexts over a corpus.
+- `metrics.py`: next-token metrics (`logit_diff`, `token_logprob`) that ablations and rankings move;
+- `engine.py`: the three ablation types (zero, mean, resample) and the batched job runner;
+- `ablation.py`: `ablate_neurons`, with significance across prompts (`AblationResult`);
+- `attribution.py`: `rank_neurons`, every neuron scored by attribution patching, the top ones
+  verified by real ablation (`NeuronRanking`);
+- `activations.py`: `neuron_activations`, a neuron's max-activating contexts over a corpus
+  (`NeuronActivations`), read through the library's one streaming top-k.
+
+Imports go down this list (`metrics` <- `engine` <- `ablation`, `attribution`; `activations`
+needs only `engine` and `interp.sae.examples`), so there are no cycles.
 """
 
-from interp.neurons.ablation import AblationResult, ablate_neurons, logit_diff, token_logprob
-from interp.neurons.attribution import NeuronActivations, NeuronRanking, neuron_activations, rank_neurons
+from interp.neurons.ablation import AblationResult, ablate_neurons
+from interp.neurons.activations import NeuronActivations, neuron_activations
+from interp.neurons.attribution import NeuronRanking, rank_neurons
+from interp.neurons.metrics import Metric, logit_diff, token_logprob
 
-__all__ = ["AblationResult", "NeuronActivations", "NeuronRanking", "ablate_neurons", "logit_diff",
+__all__ = ["AblationResult", "Metric", "NeuronActivations", "NeuronRanking", "ablate_neurons", "logit_diff",
            "neuron_activations", "rank_neurons", "token_logprob"]
