@@ -58,6 +58,15 @@ def test_logit_lens(toy_model, tmp_path):
     assert s["controls"]["control_share_top1_by_layer"][-1] == 0.0
 
 
+def test_patchscopes(toy_model, tmp_path):
+    s = _run("patchscopes", toy_model, tmp_path)
+    n, layers = s["numbers"], toy_model.cfg.n_layers
+    assert len(n["patchscope_precision_at_1"]) == len(n["lens_precision_at_1"]) == layers
+    assert n["mean_gain_patchscope_minus_lens"] >= 0.05
+    assert max(s["controls"]["shuffled_source_precision_at_1"]) < 0.2  # another prompt's state: no
+    assert n["description_share_by_layer"][0] >= 0.8  # at the embedding the entity is described
+
+
 def test_an_experiment_runs_as_a_script(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "lens"
