@@ -113,3 +113,15 @@ def test_empty_or_unknown_hook_points_are_errors(gpt2_like):
     with pytest.raises(ValueError, match="unknown hook point 'blocks.9.hook_nope'"):
         with hooked(gpt2_like, [("blocks.9.hook_nope", lambda a, hook: None)]):
             pass
+
+
+def test_harvest_rejects_token_ids_outside_the_vocabulary(gpt2_like):
+    import pytest
+    import torch
+
+    with pytest.raises(ValueError, match="token id -1"):
+        harvest(gpt2_like, torch.tensor([[1, -1, 2]]), [("resid_post", 0)])
+    with pytest.raises(ValueError, match=f"token id {gpt2_like.cfg.d_vocab}"):
+        harvest(gpt2_like, torch.tensor([[1, gpt2_like.cfg.d_vocab]]), [("resid_post", 0)])
+    with pytest.raises(TypeError, match="integer"):
+        harvest(gpt2_like, torch.tensor([[1.0, 2.0]]), [("resid_post", 0)])

@@ -92,3 +92,28 @@ class _Missing:
 
 _MISSING: Any = _Missing()
 MISSING = _MISSING
+
+
+def check_token_ids(tokens: Any, d_vocab: int, name: str = "tokens") -> None:
+    """A `[batch, pos]` integer tensor of ids in [0, d_vocab) (negative ids would wrap around)."""
+    import torch
+
+    if not isinstance(tokens, torch.Tensor):
+        raise TypeError(f"{name} must be a torch tensor of token ids, got {type(tokens).__name__}")
+    if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+        raise TypeError(f"{name} has dtype {tokens.dtype}: expected an integer tensor of token ids")
+    if tokens.ndim != 2 or tokens.numel() == 0:
+        raise ValueError(f"{name} has shape {tuple(tokens.shape)}: expected a non-empty [batch, pos] tensor")
+    low, high = int(tokens.min()), int(tokens.max())
+    if low < 0 or high >= d_vocab:
+        bad = low if low < 0 else high
+        raise ValueError(f"{name} contains token id {bad}: expected ids in [0, {d_vocab})")
+
+
+def check_finite(value: Any, name: str) -> float:
+    """A finite real number (strengths, thresholds)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} is {value!r}: expected a finite number")
+    return float(value)

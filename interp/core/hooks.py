@@ -22,6 +22,8 @@ import torch
 from jaxtyping import Int
 from transformer_lens import HookedTransformer
 
+from interp.core.checks import check_token_ids
+
 #: site -> hook-name template; `{layer}` is the block index.
 SITES: dict[str, str] = {
     "resid_pre": "blocks.{layer}.hook_resid_pre",
@@ -213,6 +215,9 @@ def harvest(
         >>> tokens, mask = interp.tokenize(model, prompts)
         >>> acts = harvest(model, tokens, [("resid_post", 2)], attention_mask=mask)
     """
+    check_token_ids(tokens, model.cfg.d_vocab)
+    if attention_mask is not None and tuple(attention_mask.shape) != tuple(tokens.shape):
+        raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}; tokens have {tuple(tokens.shape)}")
     names = _names(model, sites)
     deepest = last_layer(names)
     entry = SITES["resid_pre"].format(layer=deepest)
