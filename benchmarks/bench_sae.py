@@ -26,7 +26,8 @@ from transformer_lens import HookedTransformer
 from benchmarks.common import Row, interleaved, peak_cuda_extra, peak_heap_extra, sync
 from interp.data.corpus import batched
 from interp.core.tokens import length_batches
-from interp.sae.examples import _WINDOW, encode_texts, max_activating_examples
+from interp.sae.examples import max_activating_examples
+from interp.sae.stream import WINDOW, encode_texts, token_budget
 from interp.core.hooks import harvest
 from interp.toy.corpus import documents
 
@@ -38,15 +39,18 @@ def _sae(model: HookedTransformer):
     from sae_lens import TopKSAE, TopKSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    if model.cfg.model_name == "toy":
-        try:
-            import interp
+    import interp
 
-            return interp.load_sae("toy", device=model.cfg.device)
-        except Exception as err:  # not trained yet (or stale): a random SAE of the same shape
+    small = model.cfg.d_model <= 256
+    if small:
+        try:  # the built-in SAE when this is the model it was trained on
+            sae = interp.load_sae("toy", device=model.cfg.device)
+            interp.check_sae(model, sae)
+            return sae
+        except Exception as err:  # not trained yet, stale, or another model: a random SAE of the same shape
             print(f"bench_sae: built-in SAE unavailable ({type(err).__name__}); using a random one")
     layer = model.cfg.n_layers // 2
-    d_sae = 1024 if model.cfg.model_name == "toy" else 32 * model.cfg.d_model
+    d_sae = 1024 if small else 32 * model.cfg.d_model
     meta = SAEMetadata(hook_name=f"blocks.{layer}.hook_resid_post", model_name=model.cfg.model_name)
     torch.manual_seed(0)
     sae = TopKSAE(TopKSAEConfig(d_in=model.cfg.d_model, d_sae=d_sae, k=32, dtype="float32", metadata=meta))
@@ -68,10 +72,10 @@ def run(model: HookedTransformer) -> list[Row]:
 
     @torch.inference_mode()
     def harvest_sorted() -> None:  # the search's batching: 8 batches read ahead, by length, token budget
-        for window in batched(texts, BATCH * _WINDOW):
+        for window in batched(texts, BATCH * WINDOW):
             tokens, mask = encode_texts(model, window, MAX_LEN)
             lengths = mask.sum(1)
-            for rows in length_batches(lengths, BATCH, BATCH * MAX_LEN // 2):
+            for rows in length_batches(lengths, BATCH, token_budget(BATCH, MAX_LEN)):
                 width = int(lengths[rows].max())
                 harvest(model, tokens[rows, -width:], [hook], attention_mask=mask[rows, -width:])
 

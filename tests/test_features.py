@@ -9,7 +9,8 @@ import torch
 
 import interp
 from benchmarks.common import peak_heap_extra
-from interp.sae.examples import MaxActivatingExamples, encode_texts
+from interp.sae.examples import MaxActivatingExamples
+from interp.sae.stream import encode_texts
 from interp.core.hooks import count_hooks
 from test_sae import HOOK, make_sae
 
@@ -113,7 +114,7 @@ def test_encoding_in_small_chunks_changes_nothing(tiny_model, monkeypatch):
     from sae_lens import TopKSAE, TopKSAEConfig
     from sae_lens.saes.sae import SAEMetadata
 
-    import interp.sae.examples as features
+    import interp.sae.stream as stream
 
     sae = TopKSAE(TopKSAEConfig(d_in=tiny_model.cfg.d_model, d_sae=40, k=6,
                                 metadata=SAEMetadata(hook_name=HOOK, model_name=tiny_model.cfg.model_name)))
@@ -124,7 +125,7 @@ def test_encoding_in_small_chunks_changes_nothing(tiny_model, monkeypatch):
                                               progress=False)
 
     whole = run()
-    monkeypatch.setattr(features, "_ENCODE_ELEMENTS", {"cpu": 1, "cuda": 1})  # 64-row chunks, last one padded
+    monkeypatch.setattr(stream, "_ENCODE_ELEMENTS", {"cpu": 1, "cuda": 1})  # 64-row chunks, last one padded
     chunked = run()
     assert whole.n_tokens > 64, "the one batch of all texts must need more than one chunk"
     for name in ("values", "example", "position", "context_tokens", "context_acts", "fired", "hist"):
@@ -147,15 +148,15 @@ def test_neurons_use_the_same_streaming_path(gpt2_like):
 
 
 def test_results_are_cached_and_reloadable(gpt2_like, tmp_path, monkeypatch):
-    import interp.sae.examples as features
+    import interp.sae.stream as stream
 
     sae = make_sae(gpt2_like)
     first = interp.max_activating_examples(gpt2_like, sae, CORPUS, k=3, progress=False)
     entries = list(tmp_path.glob("interp-cache/max_activating/*.safetensors"))
     assert len(entries) == 1, f"expected one cache entry, found {entries}"
     calls = []
-    real = features.harvest
-    monkeypatch.setattr(features, "harvest", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    real = stream.harvest
+    monkeypatch.setattr(stream, "harvest", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     again = interp.max_activating_examples(gpt2_like, sae, list(CORPUS), k=3, progress=False)
     from_stream = interp.max_activating_examples(gpt2_like, sae, iter(CORPUS[:7]), k=3, progress=False)
     reread = interp.max_activating_examples(gpt2_like, sae, CORPUS[:7], k=3, progress=False)
@@ -172,7 +173,7 @@ def test_feature_card_shows_examples_histogram_density_and_output_tokens(tiny_mo
     top = interp.max_activating_examples(tiny_model, sae, CORPUS, k=5, progress=False)
     f = int(top.density.argmax())
     card = interp.feature_card(tiny_model, sae, f, examples=top, n_tokens=4)
-    effect = interp.core.readout.direction_logits(tiny_model, interp.sae.encode.residual_directions(tiny_model, sae)[f][None])[0]
+    effect = interp.core.readout.direction_logits(tiny_model, interp.sae.directions.residual_directions(tiny_model, sae)[f][None])[0]
     best = tiny_model.to_str_tokens(effect.topk(4).indices)
     assert [t for t, _ in card.promoted] == best and card.promoted[0][1] > card.suppressed[0][1]
     assert card.density == pytest.approx(float(top.density[f])) and card.density > 0
@@ -182,6 +183,7 @@ def test_feature_card_shows_examples_histogram_density_and_output_tokens(tiny_mo
     assert fig.data[0].text[0][top.before] == top.examples(f)[0]["token"], "the top token sits at the centre"
     assert "density" in fig.layout.title.text
     assert len(top.plot(f).data) == 2 and len(card.to_frame()) == len(top.examples(f))
+    assert top.plot().layout.title.text.startswith(f"feature {top.default_unit()} ")
     with pytest.raises(KeyError, match="feature 3 was not tracked"):
         interp.max_activating_examples(tiny_model, sae, CORPUS, features=[1, 2], progress=False).row(3)
 

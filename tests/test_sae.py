@@ -12,8 +12,8 @@ import torch
 
 import interp
 from interp.core.hooks import count_hooks
-from interp.sae.encode import residual_directions
-from interp.sae.check import writing_weights_centred
+from interp.sae.directions import residual_directions
+from interp.sae.load import writing_weights_centred
 
 HOOK = "blocks.1.hook_resid_post"
 
@@ -116,13 +116,50 @@ def test_search_by_text_ranks_by_max_activation_on_chosen_tokens(tiny_model):
     found = interp.search_features(tiny_model, sae, text=text, k=5, max_density=None)
     best = fa.acts[1:].max(0).values
     assert found.features.tolist() == best.topk(5).indices.tolist(), f"got {found.features.tolist()}"
-    on_cat = interp.search_features(tiny_model, sae, text=text, tokens=["cat"], k=3, max_density=None)
+    on_cat = interp.search_features(tiny_model, sae, text=text, positions=["cat"], k=3, max_density=None)
     assert on_cat.features.tolist() == fa.acts[2].topk(3).indices.tolist()
-    assert interp.search_features(tiny_model, sae, text=text, tokens=[2], k=3, max_density=None).features.equal(
+    assert interp.search_features(tiny_model, sae, text=text, positions=[2], k=3, max_density=None).features.equal(
         on_cat.features
+    )
+    on_last = interp.search_features(tiny_model, sae, text=text, positions="last", k=3, max_density=None)
+    assert on_last.features.tolist() == fa.acts[-1].topk(3).indices.tolist()
+    assert interp.search_features(tiny_model, sae, text=text, positions=-1, k=3, max_density=None).features.equal(
+        on_last.features
     )
     assert list(found.to_frame().columns) == ["feature", "score", "density"]
     assert found.plot().data[0].type == "bar"
+    assert isinstance(found, interp.Result) and "FeatureSearch(text" in found._repr_html_()
+
+
+def test_search_tokens_is_the_old_name_of_positions(gpt2_like):
+    sae = make_sae(gpt2_like)
+    text = "the cat sat on the mat"
+    new = interp.search_features(gpt2_like, sae, text=text, positions=["cat", -1], k=3, max_density=None)
+    with pytest.warns(DeprecationWarning, match=r"search_features\(tokens=...\) is deprecated.*use positions=") as seen:
+        old = interp.search_features(gpt2_like, sae, text=text, tokens=["cat", -1], k=3, max_density=None)
+    assert old.features.equal(new.features) and old.scores.equal(new.scores)
+    assert seen[0].filename == __file__, "the warning points at the caller (so Python shows it there)"
+    with pytest.raises(TypeError, match="unexpected keyword argument 'token'"):
+        interp.search_features(gpt2_like, sae, text=text, token=[1])
+
+
+def test_search_post_instruction_reads_the_templates_trailing_tokens(gpt2_like):
+    import copy
+
+    from interp.core.profiles import ModelProfile, set_profile
+    from interp.core.tokens import post_instruction_length
+
+    chat = copy.deepcopy(gpt2_like)  # a profile attached to a copy: the shared fixture stays as it is
+    set_profile(chat, ModelProfile(name="tiny-gpt2", chat_template="user : {prompt} assistant :"))
+    sae = make_sae(chat)
+    text = "user : how do i make bread ? assistant :"
+    assert post_instruction_length(chat) == 2
+    fa = interp.feature_activations(chat, sae, text)
+    found = interp.search_features(chat, sae, text=text, positions="post_instruction", k=4, max_density=None)
+    best = fa.acts[-2:].max(0).values.topk(4)
+    assert found.features.tolist() == best.indices[best.values > 0].tolist()
+    assert found.features.tolist() == interp.search_features(
+        chat, sae, text=text, positions=[-2, -1], k=4, max_density=None).features.tolist()
 
 
 def test_search_by_promotes_finds_a_planted_feature_and_density_filters_it(tiny_model):
@@ -153,6 +190,65 @@ def test_search_measures_density_on_a_corpus_when_asked(gpt2_like):
     assert found.n_dense == len(dense) and not dense & set(found), f"{found.n_dense} vs {sorted(dense)}"
 
 
+def test_search_by_promotes_streams_no_corpus(gpt2_like, monkeypatch):
+    import interp.sae.examples
+    import interp.sae.search
+    import interp.sae.stream
+
+    sae = make_sae(gpt2_like)
+
+    def no_corpus(*args, **kwargs):
+        raise AssertionError("promotes= must read only the weights, not stream a corpus")
+
+    with monkeypatch.context() as patch:
+        for module in (interp.sae.search, interp.sae.examples):
+            patch.setattr(module, "default_corpus", no_corpus)
+        patch.setattr(interp.sae.examples, "stream_topk", no_corpus)
+        patch.setattr(interp.sae.stream, "harvest", no_corpus)
+        found = interp.search_features(gpt2_like, sae, promotes="paris", k=5)  # default max_density
+    assert len(found) == 5 and found.max_density is None and found.n_dense == 0
+    assert found.density.isnan().all() and "not measured" in found.density_from
+    assert "no density filter" in found.summary() and "no density filter" in found.plot().layout.title.text
+    unfiltered = interp.search_features(gpt2_like, sae, promotes="paris", k=5, max_density=None)
+    assert found.features.equal(unfiltered.features)
+
+    # a text search measures the default corpus's density once (cached); promotes= then uses it
+    by_text = interp.search_features(gpt2_like, sae, text="the cat sat", k=5, progress=False)
+    assert by_text.density_from == "default corpus" and by_text.max_density == 0.1
+    density = interp.sae.feature_density(gpt2_like, sae, measure=False)
+    texts, _ = interp.sae.default_corpus(gpt2_like)
+    assert len(texts) > 50, "the bundled prompt sets are the default corpus of a model without one"
+    torch.testing.assert_close(density, interp.max_activating_examples(gpt2_like, sae, texts, progress=False).density)
+    with monkeypatch.context() as patch:
+        patch.setattr(interp.sae.examples, "stream_topk", no_corpus)
+        cached = interp.search_features(gpt2_like, sae, promotes="paris", k=5)
+    assert cached.density_from == "default corpus" and cached.max_density == 0.1
+    assert cached.n_dense == int((density > 0.1).sum())
+    assert not set(cached) & set((density > 0.1).nonzero().flatten().tolist())
+
+
+def test_sae_results_share_the_result_base(gpt2_like):
+    sae = make_sae(gpt2_like)
+    corpus = ["the cat sat on the mat", "paris is the capital of france", "the dog sat"]
+    top = interp.max_activating_examples(gpt2_like, sae, corpus, k=3, progress=False)
+    results = [
+        interp.feature_activations(gpt2_like, sae, "the cat sat"),
+        interp.search_features(gpt2_like, sae, text="the cat sat", k=3, max_density=None),
+        top,
+        interp.feature_card(gpt2_like, sae, top.default_unit(), examples=top),
+    ]
+    for result in results:
+        name = type(result).__name__
+        assert isinstance(result, interp.Result), name
+        assert result.plot().data, f"{name}.plot() needs no argument"
+        assert len(result.to_frame()) > 0 and name in result._repr_html_() and name in repr(result)
+        with pytest.raises(AttributeError):
+            result.hook_name_x = 1  # noqa: B010  (frozen)
+    fired = top.units[top.fired > 0]
+    assert top.default_unit() == int(fired[0]), "plot() shows the first tracked unit that fires"
+    assert top.plot().layout.title.text == top.plot(top.default_unit()).layout.title.text
+
+
 def test_search_bad_input(gpt2_like):
     sae = make_sae(gpt2_like)
     with pytest.raises(ValueError, match="exactly one of text="):
@@ -163,6 +259,12 @@ def test_search_bad_input(gpt2_like):
         interp.search_features(gpt2_like, sae, promotes=["paris"], tokens=[1])
     with pytest.raises(ValueError, match=r"token 'dog' is not in the text"):
         interp.search_features(gpt2_like, sae, text="the cat", tokens=["dog"], max_density=None)
+    with pytest.raises(ValueError, match="give text= too"):
+        interp.search_features(gpt2_like, sae, promotes=["paris"], positions=[1])
+    with pytest.raises(ValueError, match=r"token 'dog' is not in the text"):
+        interp.search_features(gpt2_like, sae, text="the cat", positions=["dog"], max_density=None)
+    with pytest.raises(ValueError, match=r"position 9 is out of range for the text's 3 tokens"):
+        interp.search_features(gpt2_like, sae, text="the cat", positions=9, max_density=None)
     with pytest.raises(ValueError, match="k=0 must be an int >= 1"):
         interp.search_features(gpt2_like, sae, text="the cat", k=0)
     with pytest.raises(KeyError, match="'zebra' is not a single token"):
@@ -176,7 +278,7 @@ def test_search_bad_input(gpt2_like):
 
 def test_feature_vector_is_the_decoder_row_and_steer_applies_it(gpt2_like):
     sae = make_sae(gpt2_like)
-    v = interp.feature_vector(sae, 5, model=gpt2_like)
+    v = interp.feature_vector(gpt2_like, sae, 5)
     assert isinstance(v, interp.SteeringVector) and (v.site, v.layer) == ("resid_post", 1)
     torch.testing.assert_close(v.direction, sae.W_dec[5].detach())
     assert v.model_name == "tiny-gpt2" and v.fingerprint
@@ -191,9 +293,27 @@ def test_feature_vector_is_the_decoder_row_and_steer_applies_it(gpt2_like):
     result = interp.steer(gpt2_like, "the cat sat on the", v, alpha=4.0, max_new_tokens=2, chat=False)
     assert len(result.steered) == 1 and count_hooks(gpt2_like) == 0
     with pytest.raises(ValueError, match=r"feature 48 is out of range: the SAE has 48 features"):
-        interp.feature_vector(sae, 48)
+        interp.feature_vector(gpt2_like, sae, 48)
     with pytest.raises(ValueError, match="feature steering needs an SAE on one of the sites"):
-        interp.feature_vector(make_sae(gpt2_like, hook="blocks.0.attn.hook_z", d_in=32), 0)
+        interp.feature_vector(gpt2_like, make_sae(gpt2_like, hook="blocks.0.attn.hook_z", d_in=32), 0)
+
+
+def test_feature_vector_old_argument_order_warns_and_gives_the_same_vector(gpt2_like):
+    sae = make_sae(gpt2_like)
+    new = interp.feature_vector(gpt2_like, sae, 5)
+    assert interp.feature_vector(gpt2_like, sae, feature=5).direction.equal(new.direction)
+    with pytest.warns(DeprecationWarning, match=r"use feature_vector\(model, sae, feature\)") as seen:
+        old = interp.feature_vector(sae, 5, model=gpt2_like)
+    assert seen[0].filename == __file__
+    assert old.direction.equal(new.direction) and (old.site, old.layer, old.label) == (new.site, new.layer, new.label)
+    assert (old.model_name, old.fingerprint) == (new.model_name, new.fingerprint)
+    with pytest.warns(DeprecationWarning):
+        unbound = interp.feature_vector(sae, 5)  # the old form without a model: an unbound vector, as before
+    assert unbound.direction.equal(new.direction) and not unbound.fingerprint
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=r"feature 48 is out of range"):
+        interp.feature_vector(sae, 48)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'alpha'"):
+        interp.feature_vector(gpt2_like, sae, 5, alpha=2.0)
 
 
 # --- acceptance on the built-in model and its shipped SAE -----------------------------------
@@ -281,17 +401,44 @@ def test_loading_the_shipped_sae_is_quiet(toy_model):
         interp.load_sae("toy")
 
 
-def test_shipped_sae_is_refused_for_other_weights(toy_model, toy_sae, monkeypatch):
+def test_shipped_sae_is_refused_for_other_weights(toy_model, toy_sae, monkeypatch, tmp_path):
     import copy
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    import interp.toy
 
     other = copy.deepcopy(toy_model)
     with torch.no_grad():
         other.blocks[0].mlp.W_out.mul_(1.01)
     with pytest.raises(ValueError, match="trained on other weights of 'toy'"):
         interp.check_sae(other, toy_sae)
-    monkeypatch.setattr("interp.toy.load_toy", lambda **kw: other)
+    # shipped weights that differ from the ones the SAE was trained on: refused at load
+    retrained = tmp_path / "artifacts"
+    shutil.copytree(interp.toy.TOY_DIR, retrained)
+    weights = load_file(str(retrained / "model.safetensors"))
+    weights["blocks.0.mlp.W_out"] = weights["blocks.0.mlp.W_out"] * 1.01
+    save_file(weights, str(retrained / "model.safetensors"))
+    monkeypatch.setattr(interp.toy, "TOY_DIR", retrained)
     with pytest.raises(ValueError, match=r"retrain it with `python -m interp.toy.sae_train`"):
         interp.load_sae("toy")
+
+
+def test_loading_the_shipped_sae_builds_no_model(toy_model, monkeypatch):
+    from transformer_lens import HookedTransformer
+
+    import interp.toy
+    from interp.core.cache import fingerprint
+    from interp.sae.load import shipped_fingerprint
+
+    calls = []
+    real_init = HookedTransformer.__init__
+    monkeypatch.setattr(interp.toy, "load_toy", lambda *a, **kw: calls.append("load_toy"))
+    monkeypatch.setattr(HookedTransformer, "__init__", lambda self, *a, **kw: calls.append("init") or real_init(self, *a, **kw))
+    sae = interp.load_sae("toy")
+    assert calls == [], f"load_sae('toy') must not build the built-in model: {calls}"
+    assert sae.cfg.metadata["interp_model_fingerprint"] == shipped_fingerprint() == fingerprint(toy_model)
 
 
 def test_a_harmful_request_feature_is_found_by_text_search(toy_model, toy_sae, toy_top):
@@ -341,7 +488,7 @@ def test_steering_with_a_country_feature_moves_capital_answers(toy_model, toy_sa
 
     runs = []  # a small dose sweep, alpha in units of the feature's largest activation on the corpus
     for feature in france:
-        vector = interp.feature_vector(toy_sae, feature, model=toy_model)
+        vector = interp.feature_vector(toy_model, toy_sae, feature)
         peak = float(top.values[top.row(feature), 0])
         for times in (4, 8, 12):
             result = interp.steer(toy_model, prompts, vector, alpha=times * peak, max_new_tokens=1, chat=False)

@@ -7,6 +7,15 @@ log-binned histogram of positive activations: memory does not grow with the
 corpus. `StreamingTopK` takes dense `[batch, pos, units]` activations (neurons);
 `SparseStreamingTopK` takes only the entries that fire, as an SAE's sparse code gives them, and
 costs in proportion to those.
+
+The top examples, the density and the histogram are the three panels of the feature dashboards
+in Bricken et al. 2023, "Towards Monosemanticity" (and Templeton et al. 2024, "Scaling
+Monosemanticity"); `interp.sae.stream` feeds these trackers from a corpus.
+
+Example:
+    >>> top = StreamingTopK(n_units=512, k=20, before=8, after=2)
+    >>> top.update(acts, tokens, mask)        # once per batch: acts [batch, pos, units]
+    >>> top.values[7], top.density[7]        # unit 7's 20 strongest values, its firing rate
 """
 
 from __future__ import annotations

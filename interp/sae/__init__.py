@@ -1,19 +1,25 @@
-"""Sparse-autoencoder features: load an SAE, check it fits, encode, search, examples, cards.
+"""Sparse-autoencoder features: load an SAE and check it fits, encode, search, examples, cards.
 
-- `load.py`: sae-lens releases and the built-in SAE; `check.py`: does this SAE fit this model;
-- `encode.py`: features active per token, feature decoder directions as steering vectors;
-- `search.py`: search features by text (what fires) or by output (what they promote);
-- `examples.py`: max-activating examples over a corpus (streaming top-k, cached);
+- `load.py`: sae-lens releases and the built-in SAE, and `check_sae` (does this SAE fit this model);
+- `encode.py`: which features fire on a prompt, per token (the encoder side);
+- `directions.py`: what a feature writes: its decoder direction through the unembedding, and as a
+  steering vector (the decoder side);
+- `search.py`: search features by text (what fires) or by output (what they promote), and density;
+- `stream.py`: the corpus pass (forward, encode, streaming top-k) behind `examples.py`;
+- `examples.py`: max-activating examples over a corpus (cached), and their figure;
 - `card.py`: a feature card (examples, histogram, density, promoted and suppressed tokens).
+
+Imports only go down this list (`load` <- `encode` <- `directions`, `stream` <- `examples` <-
+`search`, `card`), so there are no cycles.
 """
 
 from interp.sae.card import FeatureCard, feature_card
-from interp.sae.check import check_sae
-from interp.sae.encode import FeatureActivations, feature_activations, feature_vector
-from interp.sae.examples import MaxActivatingExamples, max_activating_examples
-from interp.sae.load import load_sae
-from interp.sae.search import FeatureSearch, search_features
+from interp.sae.directions import feature_vector, relative_logits, residual_directions
+from interp.sae.encode import FeatureActivations, feature_activations
+from interp.sae.examples import MaxActivatingExamples, default_corpus, max_activating_examples
+from interp.sae.load import check_sae, load_sae
+from interp.sae.search import FeatureSearch, feature_density, search_features
 
 __all__ = ["FeatureActivations", "FeatureCard", "FeatureSearch", "MaxActivatingExamples", "check_sae",
-           "feature_activations", "feature_card", "feature_vector", "load_sae", "max_activating_examples",
-           "search_features"]
+           "default_corpus", "feature_activations", "feature_card", "feature_density", "feature_vector",
+           "load_sae", "max_activating_examples", "relative_logits", "residual_directions", "search_features"]

@@ -1,4 +1,4 @@
-"""Sparse-autoencoder features: which learned features fire, what they promote, steering with them.
+"""Which features fire: encode a model's activations with a sparse autoencoder.
 
 A sparse autoencoder (SAE) rewrites one activation `x` (say the residual stream after block 6)
 as a sparse, non-negative combination of many learned directions:
@@ -7,32 +7,20 @@ thousands of features `f_i` non-zero on any token (an L1 penalty, or a hard TopK
 feature tends to mean one thing a person can name, unlike a neuron (Bricken et al. 2023,
 "Towards Monosemanticity"; Cunningham et al. 2023, "Sparse Autoencoders Find Highly
 Interpretable Features in Language Models"; Gao et al. 2024, "Scaling and evaluating sparse
-autoencoders" for TopK). Reading an SAE takes four moves:
-
-- **which features fire** on a prompt, per token (`feature_activations`);
-- **search** for features: those that fire most on a text or on chosen tokens in it, or whose
-  decoder direction most promotes given output tokens through the unembedding
-  (`W_dec W_U`, read through the final norm, as in Templeton et al. 2024, "Scaling
-  Monosemanticity"). Features that fire on a large fraction of all tokens dominate naive
-  searches, so features denser than `max_density` (measured over a corpus, cached) are left
-  out (`interp.sae.search`);
-- **what a feature is**: its max-activating examples over a corpus and a feature card
-  (`interp.features.max_activating_examples`, `interp.cards.feature_card`);
-- **steering**: a feature's decoder row is a direction in the model's own activation space,
-  so adding it is activation addition with a named concept (`feature_vector` -> `interp.steer`).
-
-Every function that takes a model and an SAE first checks that they fit (`interp.sae.check`).
+autoencoders" for TopK). This module is the encoder side: `feature_activations` runs a prompt
+to the SAE's hook and encodes every token; `encode` and `sparse_encode` are the building blocks
+the corpus pass (`interp.sae.stream`) and the search (`interp.sae.search`) use. What a feature
+writes (its decoder direction) is in `interp.sae.directions`.
 
 Example:
     >>> model, sae = interp.load_model("toy"), interp.load_sae("toy")
-    >>> interp.feature_activations(model, sae, "the capital of france is").plot()
-    >>> interp.search_features(model, sae, promotes=["paris"]).to_frame()
-    >>> interp.steer(model, "the capital of germany is", interp.feature_vector(sae, 12, model=model), alpha=8)
+    >>> fa = interp.feature_activations(model, sae, "the capital of france is")
+    >>> fa.top_features(5)
+    >>> fa.plot()
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,22 +28,20 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
-from interp.core.hooks import SITES, harvest, layer_of
+from interp.core.hooks import harvest
+from interp.core.results import Result
 from interp.core.tokens import tokenize
-from interp.sae.check import RESIDUAL_HOOKS, check_sae, sae_input
+from interp.sae.load import check_sae, sae_input
 
 if TYPE_CHECKING:  # pragma: no cover
     from sae_lens import SAE
-
-    from interp.steering.generate import SteeringVector
-
 
 
 # --- encoding -------------------------------------------------------------------------------
 
 
 @torch.inference_mode()
-def encode(sae: SAE, act: torch.Tensor) -> Float[torch.Tensor, "... d_sae"]:
+def dense_encode(sae: SAE, act: torch.Tensor) -> Float[torch.Tensor, "... d_sae"]:
     """Feature activations (float32, dense) of a hook's activation `[..., d_in]`."""
     feats = sae.encode(sae_input(sae, act))
     if feats.is_sparse:
@@ -84,7 +70,7 @@ def sparse_encode(sae: SAE, act: Float[torch.Tensor, "n ..."]) -> tuple[torch.Te
         keep = values > 0
         rows = torch.arange(values.shape[0], device=values.device)[:, None].expand_as(values)
         return rows[keep], features[keep], values[keep].float()
-    feats = encode(sae, act)
+    feats = dense_encode(sae, act)
     rows, features = feats.nonzero(as_tuple=True)
     return rows, features, feats[rows, features]
 
@@ -95,7 +81,8 @@ def sae_label(sae: SAE) -> str:
     return f"{meta.neuronpedia_id or meta.model_name or 'sae'} @ {meta.hook_name}"
 
 
-def _check_feature(sae: SAE, feature: int) -> int:
+def check_feature(sae: SAE, feature: int) -> int:
+    """`feature` if it is an int in `[0, d_sae)`; a ValueError naming the valid range otherwise."""
     n = sae.cfg.d_sae
     if isinstance(feature, bool) or not isinstance(feature, int):
         raise ValueError(f"feature {feature!r} must be an int in [0, {n})")
@@ -108,7 +95,7 @@ def _check_feature(sae: SAE, feature: int) -> int:
 
 
 @dataclass(frozen=True, repr=False)
-class FeatureActivations:
+class FeatureActivations(Result):
     """Every feature's activation at every token of one prompt.
 
     `first` is the first position the summaries read (1 skips the `<bos>` token, whose
@@ -128,6 +115,7 @@ class FeatureActivations:
             raise ValueError(f"first={self.first} must index one of the {len(self.tokens)} tokens")
         object.__setattr__(self, "tokens", tuple(self.tokens))
         object.__setattr__(self, "acts", acts)
+        self._freeze()
 
     @property
     def d_sae(self) -> int:
@@ -168,13 +156,14 @@ class FeatureActivations:
         ]
         return pd.DataFrame(rows, columns=["position", "token", "rank", "feature", "activation"])
 
-    def __repr__(self) -> str:
+    def summary(self) -> str:
+        """One line: tokens, features, hook and the strongest features."""
         feats, values = self.top_features(5)
         top = ", ".join(f"{f}: {v:.2f}" for f, v in zip(feats.tolist(), values.tolist()))
         return f"FeatureActivations({len(self.tokens)} tokens x {self.d_sae} features at {self.hook_name}; top {top})"
 
-    def _repr_html_(self) -> str:
-        return f"<p>{self!r}</p>" + self.to_frame(3).to_html()
+    def __repr__(self) -> str:
+        return self.summary()
 
     def plot(self, k: int = 12):
         """Heatmap of the prompt's `k` strongest features (rows) over its tokens (columns)."""
@@ -215,69 +204,6 @@ def feature_activations(model: HookedTransformer, sae: SAE, prompt: str) -> Feat
     tokens, mask = tokenize(model, prompt)
     hook = sae.cfg.metadata.hook_name
     acts = harvest(model, tokens, [hook], attention_mask=mask)[hook]
-    feats = encode(sae, acts)[0]
+    feats = dense_encode(sae, acts)[0]
     first = 1 if tokens.shape[1] > 1 and model.tokenizer.bos_token_id == int(tokens[0, 0]) else 0
     return FeatureActivations(tuple(model.to_str_tokens(tokens[0])), feats, hook, first=first)
-
-
-# --- decoder directions and the unembedding ------------------------------------------------
-
-
-def residual_directions(model: HookedTransformer, sae: SAE) -> Float[torch.Tensor, "d_sae d_model"]:
-    """Each feature's decoder row, written into the residual stream (through `W_O` or `W_out`)."""
-    hook = sae.cfg.metadata.hook_name
-    w = sae.W_dec.detach().float().to(model.W_U.device)
-    last = hook.split(".")[-1]
-    if sae.cfg.metadata.hook_head_index is None and last in RESIDUAL_HOOKS:
-        return w
-    if sae.cfg.metadata.hook_head_index is None and last == "hook_z":
-        w_o = model.blocks[layer_of(hook)].attn.W_O.detach().float()  # [heads, d_head, d_model]
-        return torch.einsum("fhd,hdm->fm", w.view(w.shape[0], *w_o.shape[:2]), w_o)
-    if ".mlp." in hook and last == "hook_post":
-        return w @ model.blocks[layer_of(hook)].mlp.W_out.detach().float()
-    raise ValueError(
-        f"cannot map features of hook {hook!r} to output tokens: supported are residual-stream hooks "
-        f"({', '.join(RESIDUAL_HOOKS)}), attn.hook_z and mlp.hook_post"
-    )
-
-
-# --- steering -------------------------------------------------------------------------------
-
-
-def _site_of(hook: str) -> tuple[str, int]:
-    for site, template in SITES.items():
-        prefix, suffix = template.split("{layer}")
-        if hook.startswith(prefix) and hook.endswith(suffix) and hook[len(prefix) : len(hook) - len(suffix)].isdigit():
-            return site, int(hook[len(prefix) : len(hook) - len(suffix)])
-    raise ValueError(f"feature steering needs an SAE on one of the sites {', '.join(SITES)}; this one reads {hook!r}")
-
-
-def feature_vector(sae: SAE, feature: int, *, model: HookedTransformer | None = None) -> SteeringVector:
-    """A feature's decoder direction as a `SteeringVector` at the SAE's (site, layer).
-
-    Adding `alpha * vector` is what the residual stream would gain if the feature fired with
-    activation `alpha` (times the decoder row's norm, 1 for most trained SAEs), so `alpha` is in
-    the units of the feature's activations (see its max-activating examples for a scale).
-
-    Args:
-        sae: a sae-lens SAE on a site of `interp.hooks.SITES` (residual stream, attention or
-            MLP output, or MLP neurons).
-        feature: the feature index, in `[0, d_sae)`.
-        model: when given, the SAE is checked against it and the vector is bound to it.
-
-    Example:
-        >>> v = interp.feature_vector(sae, 12, model=model)
-        >>> interp.steer(model, "the capital of germany is", v, alpha=10.0).to_frame()
-    """
-    from interp.steering.generate import SteeringVector
-
-    feature = _check_feature(sae, feature)
-    hook = sae.cfg.metadata.hook_name
-    if not hook or sae.cfg.metadata.hook_head_index is not None:
-        raise ValueError(f"feature steering needs an SAE on a whole activation, not hook {hook!r} head-sliced")
-    site, layer = _site_of(hook)
-    vector = SteeringVector(sae.W_dec[feature].detach(), layer=layer, site=site, label=f"feature {feature} ({sae_label(sae)})")
-    if model is not None:
-        check_sae(model, sae)
-        vector = vector.bind(model)
-    return vector

@@ -1,22 +1,24 @@
-"""What a feature is: its max-activating examples over a corpus (the card is in `interp.sae.card`).
+"""What a unit is: its max-activating examples over a corpus, with density and a histogram.
 
 The first question about an SAE feature (or an MLP neuron) is "where does it fire hardest?".
-One batched pass over a corpus answers it for every unit at once: each batch is run only as far
-as the unit's layer, encoded, and merged into a streaming top-k per unit
-(`interp.topk.StreamingTopK`) that keeps the `k` strongest tokens with a few tokens of context,
-a firing count (density: the fraction of tokens a unit fires on) and a histogram of its
-activations. Memory is `units x k x context`, flat in the corpus size. Reading the top
-examples next to what the unit's output direction promotes through the unembedding is how
-features are labelled in practice (Bricken et al. 2023, "Towards Monosemanticity"; the
-Neuronpedia feature dashboards). Results are cached on disk (`interp.core.cache`), keyed by the
-model's and SAE's weights, the corpus's content and the settings, so a second call is a load.
+Reading its strongest activations over a corpus, with the tokens around each, next to what its
+output direction promotes through the unembedding, is how features are labelled in practice
+(Bricken et al. 2023, "Towards Monosemanticity"; Templeton et al. 2024, "Scaling
+Monosemanticity"; the Neuronpedia feature dashboards). `max_activating_examples` answers it
+for every unit at once in one streaming pass (`interp.sae.stream`: memory flat in the corpus
+size) and also counts how often each unit fires (its density: features that fire on a large
+fraction of all tokens are rarely interpretable; Cunningham et al. 2023) and a histogram of
+its activations. Results are cached on disk (`interp.core.cache`), keyed by the model's and
+SAE's weights, the corpus's content and the settings, so a second call is a load;
+`MaxActivatingExamples.plot()` draws one unit's examples and histogram (the feature card in
+`interp.sae.card` adds the output tokens).
 
 Example:
     >>> docs = list(interp.toy.corpus.documents(2000))
     >>> top = interp.max_activating_examples(model, sae, docs, k=20)
-    >>> top.to_frame(feature=12)
-    >>> interp.feature_card(model, sae, 12, examples=top).plot()
-    >>> interp.max_activating_examples(model, (1, 40), docs).plot(40)     # MLP neuron 40 of layer 1
+    >>> top.to_frame(12)
+    >>> top.plot(12)
+    >>> interp.max_activating_examples(model, (1, 40), docs).plot()     # MLP neuron 40 of layer 1
 """
 
 from __future__ import annotations
@@ -24,32 +26,33 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float, Int
-from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from interp.core.cache import cached
-from interp.data.corpus import Corpus, batched, iter_texts
-from interp.core.tokens import encode, length_batches, pad_id, pad_rows
-from interp.core.hooks import harvest, hook_name, resolve_layer
-from interp.core.topk import HIST_EDGES, PAD, SparseStreamingTopK, StreamingTopK
+from interp.core.profiles import profile_for
+from interp.core.results import Result
+from interp.core.topk import HIST_EDGES, PAD
+from interp.data import FOLDER as PROMPT_SETS
+from interp.data.corpus import Corpus, iter_texts
+from interp.sae.stream import Neuron, resolve_units, stream_topk
 
 if TYPE_CHECKING:  # pragma: no cover
+    import plotly.graph_objects as go
     from sae_lens import SAE
 
-Neuron = tuple[int, int]
 _FORMAT = "interp-max-activating-1"
 _TENSORS = ("units", "values", "example", "position", "context_tokens", "context_acts", "fired", "hist")
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class MaxActivatingExamples:
+class MaxActivatingExamples(Result):
     """The `k` strongest activations of each tracked unit over a corpus, with context.
 
     Row `i` of every tensor belongs to unit `units[i]` (a feature or a neuron index). `example`
@@ -91,6 +94,7 @@ class MaxActivatingExamples:
         if self.kind not in ("feature", "neuron"):
             raise ValueError(f"kind {self.kind!r} must be 'feature' or 'neuron'")
         object.__setattr__(self, "token_strs", tuple(self.token_strs))
+        self._freeze()
 
     @property
     def k(self) -> int:
@@ -144,18 +148,23 @@ class MaxActivatingExamples:
         rows = [{k: v for k, v in e.items() if k not in ("tokens", "acts")} for e in self.examples(unit)]
         return pd.DataFrame(rows, columns=["activation", "example", "position", "token", "context"])
 
-    def plot(self, unit: int):
-        """Top examples (tokens shaded by activation), activation histogram and density."""
-        from interp.sae.card import card_figure
+    def default_unit(self) -> int:
+        """The unit `plot()` shows without an argument: the first tracked unit that fires."""
+        fires = (self.fired > 0).nonzero().flatten()
+        return int(self.units[fires[0] if fires.numel() else 0])
 
-        return card_figure(self, unit, None)
+    def plot(self, unit: int | None = None) -> go.Figure:
+        """Top examples (tokens shaded by activation), activation histogram and density of
+        `unit` (default: `default_unit()`, the first tracked unit that fires)."""
+        return examples_figure(self, self.default_unit() if unit is None else unit)
 
-    def __repr__(self) -> str:
+    def summary(self) -> str:
+        """One line: how many units of what, over how much text."""
         return (f"MaxActivatingExamples({len(self.units)} {self.kind}s of {self.source}, k={self.k}, "
                 f"{self.n_tokens} tokens in {self.n_examples} texts)")
 
-    def _repr_html_(self) -> str:
-        return f"<p>{self!r}</p>" + self.to_frame().head(20).to_html()
+    def __repr__(self) -> str:
+        return self.summary()
 
     def save(self, path: str | Path) -> Path:
         """Write to a safetensors file (reload with `MaxActivatingExamples.load`)."""
@@ -195,84 +204,6 @@ def _from_parts(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> MaxAc
         **kwargs, n_tokens=int(meta["n_tokens"]), n_examples=int(meta["n_examples"]), before=int(meta["before"]),
         token_strs=tuple(json.loads(meta["token_strs"])), kind=meta["kind"], source=meta["source"],
     )
-
-
-# --- the streaming pass ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Units:
-    """What to track: the hook to read and how to turn its activation into unit activations."""
-
-    hook: str
-    units: list[int]
-    transform: Callable[[torch.Tensor], torch.Tensor]
-    kind: str
-    source: str
-    identity: str  # for cache keys: which SAE / which neurons
-    width: int  # units the transform computes before selecting (an SAE's d_sae)
-
-
-def _sae_fingerprint(sae: SAE) -> str:
-    h = hashlib.sha256(json.dumps(sae.cfg.to_dict(), sort_keys=True, default=str).encode())
-    with torch.no_grad():
-        for name, p in sorted(sae.state_dict().items()):
-            flat = p.detach().reshape(-1)
-            h.update(name.encode() + flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def _check_units(requested: Iterable[int] | None, n: int, what: str) -> list[int]:
-    if requested is None:
-        return list(range(n))
-    units = [requested] if isinstance(requested, int) else list(requested)
-    if not units:
-        raise ValueError(f"no {what}s given: expected indices in [0, {n})")
-    for u in units:
-        if isinstance(u, bool) or not isinstance(u, int) or not 0 <= u < n:
-            raise ValueError(f"{what} {u!r} is out of range: expected an int in [0, {n})")
-    if len(set(units)) != len(units):
-        raise ValueError(f"{what}s {units} contain duplicates")
-    return units
-
-
-def _resolve_units(model: HookedTransformer, sae_or_neuron: Any, features: Iterable[int] | int | None) -> _Units:
-    if isinstance(sae_or_neuron, tuple):
-        if len(sae_or_neuron) != 2 or features is not None:
-            raise ValueError("a neuron is given as (layer, index) or (layer, [indices]), without features=")
-        layer, index = sae_or_neuron
-        layer = resolve_layer(model, layer)
-        units = _check_units(index, model.cfg.d_mlp, f"neuron of layer {layer}")
-        idx = torch.tensor(units)
-        return _Units(hook_name(model, "mlp_post", layer), units, lambda a: a[..., idx.to(a.device)].float(),
-                      "neuron", f"MLP neurons of layer {layer}", f"neurons-{layer}", len(units))
-    from interp.sae.encode import sae_label, sparse_encode
-    from interp.sae.check import check_sae
-
-    sae = sae_or_neuron
-    check_sae(model, sae)
-    units = _check_units(features, sae.cfg.d_sae, "feature")
-    lookup = torch.full((sae.cfg.d_sae,), -1, dtype=torch.long, device=sae.device)
-    lookup[units] = torch.arange(len(units), device=sae.device)
-
-    def transform(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        rows, feats, values = sparse_encode(sae, act)
-        if features is None:
-            return rows, feats, values
-        mine = lookup[feats]
-        keep = mine >= 0
-        return rows[keep], mine[keep], values[keep]
-
-    return _Units(sae.cfg.metadata.hook_name, units, transform, "feature", f"SAE {sae_label(sae)}",
-                  f"sae-{_sae_fingerprint(sae)}", sae.cfg.d_sae)
-
-
-def encode_texts(
-    model: HookedTransformer, texts: list[str], max_len: int
-) -> tuple[Int[torch.Tensor, "batch pos"], Int[torch.Tensor, "batch pos"]]:
-    """Left-padded tokens and attention mask of corpus texts (`<bos>` first), each cut to `max_len`."""
-    rows = encode(model, texts, max_len=min(max_len, model.cfg.n_ctx))
-    return pad_rows(rows, pad_id(model), device=model.cfg.device)
 
 
 def _texts_hash(corpus: Corpus) -> str:
@@ -334,7 +265,7 @@ def max_activating_examples(
         >>> top = interp.max_activating_examples(model, sae, interp.toy.corpus.documents(5000), k=20)
         >>> top.to_frame(feature=7)
     """
-    spec = _resolve_units(model, sae_or_neuron, features)
+    spec = resolve_units(model, sae_or_neuron, features)
     before, after = (context, 2) if isinstance(context, int) else tuple(context)
     for name, value, low in (("k", k, 1), ("before", before, 0), ("after", after, 0), ("batch_size", batch_size, 1),
                              ("max_len", max_len, 2)):
@@ -346,7 +277,8 @@ def max_activating_examples(
     total = len(corpus) if hasattr(corpus, "__len__") and not isinstance(corpus, (str, Path)) else None
 
     def compute(texts: Iterable[str], hasher: Any = None) -> dict[str, torch.Tensor]:
-        return _stream(model, spec, texts, k, (before, after), batch_size, max_len, (progress, total), hasher)
+        return stream_topk(model, spec, texts, k, (before, after), batch_size, max_len, progress=progress,
+                           total=total, hasher=hasher)
 
     if not cache:
         tensors = compute(iter_texts(corpus))
@@ -367,88 +299,65 @@ def _hash_list(values: list[int]) -> str:
     return hashlib.sha256(json.dumps(values).encode()).hexdigest()[:16] + f"-{len(values)}"
 
 
-_WINDOW = 8  # batches read ahead and sorted by length, so each batch is padded little
-_ROWS = 64  # the SAE encodes a multiple of this many token rows at a time
-_ENCODE_ELEMENTS = {"cpu": 1 << 20, "cuda": 1 << 24}  # rows x d_sae encoded at once (default: cuda's)
-_PENDING = 1 << 40  # example ids of the batch being merged, remapped to corpus indices right after
-
-
-def _encode_rows(spec: _Units, flat: torch.Tensor, at: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """`(position, unit, value)` of what fires at rows `at` of `flat`, encoded in chunks.
-
-    A chunk holds `rows x d_sae` pre-activations, so the pass's peak memory is set by the chunk,
-    not by the longest batch the corpus happens to hold; the last chunk is padded with copies of
-    its first row to a multiple of `_ROWS`, so a long pass meets few matmul shapes (torch keeps a
-    kernel plan per shape).
-    """
-    budget = _ENCODE_ELEMENTS.get(flat.device.type, _ENCODE_ELEMENTS["cuda"])
-    chunk = max(_ROWS, budget // spec.width // _ROWS * _ROWS)
-    parts = []
-    for start in range(0, max(at.numel(), 1), chunk):
-        rows = at[start : start + chunk]
-        padded = torch.cat([rows, rows[:1].expand(-rows.numel() % _ROWS)])
-        hit, unit, value = spec.transform(flat[padded])
-        real = hit < rows.numel()
-        parts.append((rows[hit[real]], unit[real], value[real]))
-    return tuple(torch.cat(p) for p in zip(*parts))
-
-
-def _stream(model, spec: _Units, texts, k, context, batch_size, max_len, bar_opts, hasher) -> dict:
-    (before, after), (progress, total) = context, bar_opts
-    tracker = (SparseStreamingTopK if spec.kind == "feature" else StreamingTopK)(len(spec.units), k, before=before, after=after)
-    bar = tqdm(desc=f"max-activating {spec.kind}s", unit="text", total=total, disable=not progress,
-               mininterval=1.0)
-    seen = 0
-    for window in batched(texts, batch_size * _WINDOW):
-        if hasher is not None:
-            for text in window:
-                hasher.update(text.encode() + b"\x00")
-        tokens, mask = encode_texts(model, window, max_len)
-        lengths = mask.sum(1)
-        for rows in length_batches(lengths, batch_size, max(max_len, batch_size * max_len // 2)):
-            width = int(lengths[rows].max())
-            batch_tokens, batch_mask = tokens[rows, -width:], mask[rows, -width:]
-            acts = harvest(model, batch_tokens, [spec.hook], attention_mask=batch_mask)[spec.hook]
-            if model.cfg.default_prepend_bos:  # <bos> is an outlier position: never a top example
-                batch_mask = batch_mask.clone()
-                batch_mask[torch.arange(len(rows)), batch_mask.argmax(1)] = 0
-            tracker.n_examples = _PENDING
-            if isinstance(tracker, SparseStreamingTopK):  # encode only the real tokens, keep what fires
-                at = batch_mask.view(-1).nonzero().squeeze(1)
-                fired = _encode_rows(spec, acts.reshape(-1, *acts.shape[2:]), at)
-                tracker.update_sparse(*fired, batch_tokens, batch_mask)
-            else:
-                tracker.update(spec.transform(acts), batch_tokens, batch_mask)
-            new = tracker.example >= _PENDING
-            tracker.example[new] = seen + rows.cpu()[tracker.example[new] - _PENDING]
-            bar.update(len(rows))
-        seen += len(window)
-        tracker.n_examples = seen
-    bar.close()
-    if isinstance(tracker, SparseStreamingTopK):
-        tracker.sort_()
-    used = torch.unique(tracker.context_tokens)  # not a masked copy first: its size grows as the slots fill
-    used = used[used != PAD]
-    return {"units": torch.tensor(spec.units), "values": tracker.values, "example": tracker.example,
-            "position": tracker.position, "context_tokens": tracker.context_tokens,
-            "context_acts": tracker.context_acts, "fired": tracker.fired, "hist": tracker.hist,
-            "token_ids": used, "n_tokens": torch.tensor([tracker.n_tokens]),
-            "n_examples": torch.tensor([tracker.n_examples])}
-
-
 def default_corpus(model: HookedTransformer) -> tuple[list[str], str]:
-    """A corpus (and its cache key) for measuring feature density when none is given: 2000
-    the profile's default corpus (2000 documents of the built-in corpus for the built-in model),
-    else the bundled prompt sets."""
-    from interp.core.profiles import profile_for
-
+    """A corpus and its cache key for when none is given (feature density, a card's examples):
+    the model profile's `default_corpus` (2000 documents of the built-in corpus for the
+    built-in model), else every prompt of the bundled prompt sets (`interp.data`)."""
     corpus = profile_for(model).default_corpus
     if corpus is not None:
         return corpus()
-    folder = Path(__file__).parent / "data"
     texts = []
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(PROMPT_SETS.glob("*.json")):
         body = json.loads(path.read_text())
         for split in ("train", "heldout"):
             texts += [t if isinstance(t, str) else " ".join(map(str, t)) for t in body.get(split, [])]
     return texts, "bundled-prompt-sets"
+
+
+def examples_figure(
+    res: MaxActivatingExamples,
+    unit: int,
+    promoted: Sequence[tuple[str, float]] = (),
+    suppressed: Sequence[tuple[str, float]] = (),
+) -> go.Figure:
+    """One unit's top examples (tokens shaded by activation), its activation histogram and
+    density, and, when given, the output tokens it promotes and suppresses (the feature card)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    r = res.row(unit)
+    tokens = bool(promoted or suppressed)
+    ex = res.examples(unit)
+    rows = max(len(ex), 1)
+    specs = [[{"colspan": 2}, None], [{}, {}]]
+    fig = make_subplots(rows=2, cols=2, specs=specs, row_heights=[0.62, 0.38], vertical_spacing=0.12,
+                        subplot_titles=("top examples", "activation histogram (positive values)",
+                                        "output tokens: promoted / suppressed" if tokens else ""))
+    width = res.context_tokens.shape[2]
+    z = res.context_acts[r, :rows].tolist() if ex else [[0.0] * width]
+    text = [res.strs(res.context_tokens[r, j]) for j in range(rows)] if ex else [[""] * width]
+    labels = [f"#{j + 1} {e['activation']:.2f}" for j, e in enumerate(ex)] or ["none"]
+    fig.add_trace(go.Heatmap(z=z, text=text, texttemplate="%{text}", colorscale="Oranges", zmin=0,
+                             x=[str(i - res.before) for i in range(width)], y=labels, showscale=False,
+                             hovertemplate="%{text}: %{z:.3g}<extra></extra>", xgap=1, ygap=1), row=1, col=1)
+    fig.update_yaxes(autorange="reversed", type="category", row=1, col=1)
+    edges, counts = torch.cat([torch.zeros(1), HIST_EDGES]), res.hist[r]
+    nz = counts.nonzero().flatten()
+    if nz.numel():
+        lo, hi = int(nz.min()), int(nz.max()) + 1
+        mids = [f"{float(edges[i]):.2g}" for i in range(lo, hi)]
+        fig.add_trace(go.Bar(x=mids, y=counts[lo:hi].tolist(), marker_color="#e6550d", showlegend=False,
+                             hovertemplate="≥%{x}: %{y}<extra></extra>"), row=2, col=1)
+    fig.update_xaxes(type="category", title_text="activation (bin start)", row=2, col=1)
+    if tokens:
+        toks = [f"{s!r}" for s, _ in promoted] + [f"{s!r}" + "\u200b" for s, _ in suppressed]
+        vals = [v for _, v in promoted] + [v for _, v in suppressed]
+        fig.add_trace(go.Bar(x=vals, y=toks, orientation="h", showlegend=False,
+                             marker_color=["#3182bd"] * len(promoted) + ["#de2d26"] * len(suppressed),
+                             hovertemplate="%{y}: %{x:.3g}<extra></extra>"), row=2, col=2)
+        fig.update_yaxes(autorange="reversed", type="category", row=2, col=2)
+    name = f"{res.kind} {unit}"
+    fig.update_layout(title=dict(text=f"{name} · density {100 * float(res.density[r]):.3g}% of {res.n_tokens} tokens"
+                                      f" · {res.source}"),
+                      template="plotly_white", height=260 + 22 * rows + 260, margin=dict(l=80, r=20, t=70, b=40))
+    return fig
