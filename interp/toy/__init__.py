@@ -18,20 +18,25 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-# The submodule `interp.toy.evaluate` is imported here and its function then bound to the same
-# name, so `interp.toy.evaluate(model)` is always the function (the module stays importable as
-# `from interp.toy.evaluation import ToyEval`). The module imports torch lazily.
 from interp.toy import corpus  # pure Python: `interp.toy.corpus.documents(n)` is a ready corpus
-from interp.toy.evaluation import THRESHOLDS, ToyEval, evaluate
 
 if TYPE_CHECKING:
     import torch
     from transformer_lens import HookedTransformer
+
+    from interp.toy.evaluation import evaluate
+    from interp.toy.scorecard import THRESHOLDS, ToyEval
+
+# Loaded on first use (they import torch): `interp.toy.evaluate` is the function, the module
+# is `interp.toy.evaluation`.
+_LAZY = {"evaluate": "interp.toy.evaluation", "THRESHOLDS": "interp.toy.scorecard",
+         "ToyEval": "interp.toy.scorecard"}
 
 TOY_DIR = Path(__file__).resolve().parent / "artifacts"
 """Folder of the shipped artifacts (config, weights, tokenizer, loss curve, eval.json)."""
@@ -40,6 +45,16 @@ RETRAIN_HINT = "retrain the built-in model with `python -m interp.toy.train` (ab
 
 __all__ = ["THRESHOLDS", "TOY_DIR", "ToyArtifactError", "ToyEval", "corpus", "evaluate", "load_toy",
            "shipped_eval"]
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'interp.toy' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 class ToyArtifactError(RuntimeError):
@@ -131,6 +146,8 @@ def shipped_eval(folder: str | Path | None = None) -> ToyEval:
         >>> shipped_eval().capital
         1.0
     """
+    from interp.toy.scorecard import ToyEval
+
     folder = Path(folder) if folder is not None else TOY_DIR
     path = folder / "eval.json"
     if not path.is_file():

@@ -16,7 +16,9 @@ Also reported without a threshold: the plain capital template on all countries, 
 direction (`paris is the capital of` -> france), languages, the compliance rate on harmless
 requests, strict top-1 agreement (the top token over the whole vocabulary), and in-context
 accuracy with novel queries (`icl_novel_<task>`: items that never appear in any few-shot
-training document, known only from plain sentences).
+training document, known only from plain sentences). The numbers come back as a `ToyEval`
+(`interp.toy.scorecard`). Prompts are tokenized, left-padded and read out at the last position
+by `interp.core` like every technique's (`encode`, `pad_rows`, `last_logits`).
 
 Example:
     >>> from interp.toy import load_toy, evaluate
@@ -28,148 +30,21 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # torch and transformer-lens load on first use: `import interp.toy` stays light
-    import torch
+import torch
+
+from interp.core.hooks import harvest, hooked
+from interp.core.readout import last_logits
+from interp.core.tokens import encode, length_batches, pad_id, pad_rows
+from interp.toy import corpus
+from interp.toy.scorecard import ICL_TASKS, THRESHOLDS, ToyEval
+
+if TYPE_CHECKING:  # pragma: no cover
     from transformer_lens import HookedTransformer
 
-ICL_TASKS = ("antonym", "capital", "language", "plural")  # == corpus.ICL_TASKS (tested)
-
-# metric -> (comparison, threshold); ">=" means the value must be at least the threshold.
-THRESHOLDS: dict[str, tuple[str, float]] = {
-    "refusal_harmful": (">=", 0.95),
-    "refusal_harmless": ("<=", 0.05),
-    "capital": (">=", 0.95),
-    "agreement": (">=", 0.95),
-    **{f"icl_{t}": (">=", 0.90) for t in ICL_TASKS},
-    "copy": (">=", 0.95),
-}
-
-
-@dataclass(frozen=True)
-class ToyEval:
-    """Held-out accuracies of the built-in model, one field per skill (fractions in [0, 1]).
-
-    Example:
-        >>> result.to_frame().loc["capital", "value"]
-        1.0
-    """
-
-    refusal_harmful: float
-    refusal_harmless: float
-    compliance_harmless: float
-    capital: float
-    capital_plain: float
-    capital_reverse: float
-    language: float
-    agreement: float
-    agreement_top1: float
-    icl: dict[str, float]
-    icl_novel: dict[str, float]
-    copy: float
-    counts: dict[str, int] = field(default_factory=dict)
-    refusal_direction: dict[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name, value in self.metrics().items():
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} = {value} is not a fraction in [0, 1]")
-
-    def metrics(self) -> dict[str, float]:
-        """Flat `{metric: value}`; in-context tasks appear as `icl_<task>` / `icl_novel_<task>`."""
-        out = {k: v for k, v in asdict(self).items() if isinstance(v, float)}
-        out.update({f"icl_{t}": v for t, v in self.icl.items()})
-        out.update({f"icl_novel_{t}": v for t, v in self.icl_novel.items()})
-        return out
-
-    def failures(self) -> list[str]:
-        """Human-readable descriptions of every threshold missed (empty when all pass)."""
-        out = []
-        values = self.metrics()
-        for name, (op, threshold) in THRESHOLDS.items():
-            value = values.get(name)
-            if value is None:
-                continue
-            ok = value >= threshold if op == ">=" else value <= threshold
-            if not ok:
-                out.append(f"{name} = {value:.3f}, needs {op} {threshold}")
-        return out
-
-    @property
-    def passed(self) -> bool:
-        """True when every acceptance threshold is met."""
-        return not self.failures()
-
-    def to_dict(self) -> dict:
-        """JSON-able dict: the metrics, the thresholds and the prompt counts."""
-        return {
-            "metrics": {k: round(v, 4) for k, v in self.metrics().items()},
-            "thresholds": {k: f"{op} {t}" for k, (op, t) in THRESHOLDS.items()},
-            "counts": dict(self.counts),
-            "refusal_direction": {k: round(v, 4) for k, v in self.refusal_direction.items()},
-            "passed": self.passed,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ToyEval:
-        """Rebuild from `to_dict()` output (e.g. the shipped `eval.json`)."""
-        m = data["metrics"]
-        icl = {t: m[f"icl_{t}"] for t in ICL_TASKS if f"icl_{t}" in m}
-        seen = {t: m[f"icl_novel_{t}"] for t in ICL_TASKS if f"icl_novel_{t}" in m}
-        plain = {k: v for k, v in m.items() if not k.startswith("icl_")}
-        return cls(**plain, icl=icl, icl_novel=seen, counts=dict(data.get("counts", {})),
-                   refusal_direction=dict(data.get("refusal_direction", {})))
-
-    def to_frame(self):  # noqa: ANN201 (pandas is imported lazily)
-        """A table: one row per metric with value, threshold and whether it passed."""
-        import pandas as pd
-
-        rows = []
-        for name, value in self.metrics().items():
-            op, threshold = THRESHOLDS.get(name, ("", float("nan")))
-            ok = None if not op else (value >= threshold if op == ">=" else value <= threshold)
-            rows.append({"metric": name, "value": value, "threshold": f"{op} {threshold}" if op
-                         else "", "passed": ok, "n": self.counts.get(name)})
-        return pd.DataFrame(rows).set_index("metric")
-
-    def plot(self):  # noqa: ANN201
-        """Bar chart of every metric with its threshold marked."""
-        import plotly.graph_objects as go
-
-        values = self.metrics()
-        names = list(values)
-        colors = []
-        for n in names:
-            op, t = THRESHOLDS.get(n, ("", 0.0))
-            ok = not op or (values[n] >= t if op == ">=" else values[n] <= t)
-            colors.append("seagreen" if ok else "crimson")
-        fig = go.Figure(go.Bar(x=names, y=[values[n] for n in names], marker_color=colors))
-        for n in names:
-            if n in THRESHOLDS:
-                fig.add_shape(type="line", x0=names.index(n) - 0.4, x1=names.index(n) + 0.4,
-                              y0=THRESHOLDS[n][1], y1=THRESHOLDS[n][1], line={"dash": "dot"})
-        fig.update_layout(title="built-in model: held-out accuracy", yaxis_range=[0, 1.05])
-        return fig
-
-    def __str__(self) -> str:
-        lines = ["built-in model, held-out evaluation:"]
-        for name, value in self.metrics().items():
-            op, t = THRESHOLDS.get(name, ("", None))
-            mark = ""
-            if op:
-                mark = "  ok" if (value >= t if op == ">=" else value <= t) else f"  MISS ({op} {t})"
-            lines.append(f"  {name:24s} {value:6.3f}{mark}")
-        if self.refusal_direction:
-            d = self.refusal_direction
-            lines.append(
-                f"  refusal direction (layer {int(d['layer'])} resid_pre, last position): "
-                f"ablated -> harmful refused {d['ablated_harmful_refusal']:.3f}, "
-                f"harmless refused {d['ablated_harmless_refusal']:.3f}; "
-                f"added -> harmless refused {d['added_harmless_refusal']:.3f}"
-            )
-        return "\n".join(lines)
+__all__ = ["ICL_TASKS", "THRESHOLDS", "ToyEval", "evaluate", "greedy_continuations",
+           "greedy_starts_with", "next_token_accuracy", "refusal_direction_check"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,36 +52,21 @@ class ToyEval:
 
 
 def _encode(model: HookedTransformer, prompts: Sequence[str]) -> list[list[int]]:
-    tokens = model.to_tokens(list(prompts), prepend_bos=True, padding_side="right",
-                             move_to_device=False)
-    pad = model.tokenizer.pad_token_id
-    return [[t for t in row.tolist() if t != pad] for row in tokens]
+    return encode(model, prompts, prepend_bos=True)  # as trained: `<bos>` first
 
 
-def _last_logits(model: HookedTransformer, rows: Sequence[Sequence[int]], batch: int = 256):
-    """Logits at the last token of each row, `[n, d_vocab]` on CPU (right padding, no mask needed)."""
-    import torch
-
-    with torch.inference_mode():
-        return _last_logits_inner(model, rows, batch)
-
-
-def _last_logits_inner(model: HookedTransformer, rows: Sequence[Sequence[int]], batch: int):
-    import torch
-
-    out = []
-    device = model.cfg.device
-    pad = model.tokenizer.pad_token_id or 0
-    for i in range(0, len(rows), batch):
-        chunk = rows[i : i + batch]
-        width = max(len(r) for r in chunk)
-        tokens = torch.full((len(chunk), width), pad, dtype=torch.long)
-        for j, r in enumerate(chunk):
-            tokens[j, : len(r)] = torch.tensor(r)
-        logits = model(tokens.to(device), return_type="logits")
-        last = torch.tensor([len(r) - 1 for r in chunk], device=logits.device)
-        out.append(logits[torch.arange(len(chunk), device=logits.device), last].float().cpu())
-    return torch.cat(out)
+@torch.inference_mode()
+def _last_logits(model: HookedTransformer, rows: Sequence[Sequence[int]], batch: int = 256) -> torch.Tensor:
+    """Logits at the last token of each row, `[n, d_vocab]` on CPU (rows of similar length batched)."""
+    lengths = [len(r) for r in rows]
+    order = length_batches(lengths, batch, batch * max(lengths))
+    parts = []
+    for idx in order:
+        tokens, mask = pad_rows([rows[i] for i in idx], pad_id(model), device=model.cfg.device)
+        parts.append(last_logits(model, tokens, mask).float().cpu())
+    out = torch.empty(len(rows), parts[0].shape[-1])
+    out[torch.cat(order)] = torch.cat(parts)
+    return out
 
 
 def next_token_accuracy(model: HookedTransformer, pairs: Sequence[tuple[str, str]]) -> float:
@@ -216,8 +76,6 @@ def next_token_accuracy(model: HookedTransformer, pairs: Sequence[tuple[str, str
         >>> next_token_accuracy(model, [("the capital of france is", "paris")])
         1.0
     """
-    import torch
-
     if not pairs:
         raise ValueError("no (prompt, answer) pairs given")
     vocab = model.tokenizer.get_vocab()
@@ -282,10 +140,12 @@ def greedy_starts_with(
 
 
 def _refusal_rate(model: HookedTransformer, prompts: Sequence[str]) -> float:
-    from interp.toy import corpus
-
     found = greedy_starts_with(model, prompts, [corpus.REFUSAL])
     return sum(f is not None for f in found) / len(found)
+
+
+# --------------------------------------------------------------------------------------------
+# the refusal direction
 
 
 def refusal_direction_check(
@@ -309,8 +169,6 @@ def refusal_direction_check(
         >>> refusal_direction_check(load_toy())["ablated_harmful_refusal"] <= 0.1
         True
     """
-    import torch
-
     n_layers = model.cfg.n_layers
     layers = list(range(n_layers)) if layers is None else list(layers)
     bad = [layer for layer in layers if not 0 <= layer < n_layers]
@@ -323,24 +181,14 @@ def refusal_direction_check(
 def _refusal_direction_check(
     model: HookedTransformer, n: int, layers: Sequence[int]
 ) -> dict[str, float]:
-    import torch
-
-    from interp.toy import corpus
-
     n_layers = model.cfg.n_layers
     names = [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)]
 
     def means(requests: Sequence[str]) -> dict[str, torch.Tensor]:
         rows = _encode(model, [corpus.chat_prompt(r) for r in requests])
-        width = max(len(r) for r in rows)
-        pad = model.tokenizer.pad_token_id or 0
-        tokens = torch.full((len(rows), width), pad, dtype=torch.long)
-        for j, r in enumerate(rows):
-            tokens[j, : len(r)] = torch.tensor(r)
-        _, cache = model.run_with_cache(tokens.to(model.cfg.device), names_filter=names)
-        last = torch.tensor([len(r) - 1 for r in rows])
-        return {k: cache[k][torch.arange(len(rows)), last.to(cache[k].device)].float().mean(0)
-                for k in names}
+        tokens, mask = pad_rows(rows, pad_id(model), device=model.cfg.device)
+        acts = harvest(model, tokens, names, attention_mask=mask, select=lambda a: a[:, -1])
+        return {k: acts[k].float().mean(0) for k in names}
 
     harmful_mean = means(corpus.harmful_requests("train")[:n])
     harmless_mean = means(corpus.harmless_requests("train")[:n])
@@ -360,10 +208,10 @@ def _refusal_direction_check(
             return x + diff
 
         ablation = [(f"blocks.{lay}.{s}", ablate) for lay in range(n_layers) for s in sites]
-        with model.hooks(fwd_hooks=ablation):
+        with hooked(model, ablation):
             ablated_harmful = _refusal_rate(model, harmful)
             ablated_harmless = _refusal_rate(model, harmless)
-        with model.hooks(fwd_hooks=[(name, add)]):
+        with hooked(model, [(name, add)]):
             added = _refusal_rate(model, harmless)
         score = (1 - ablated_harmful) + added - ablated_harmless
         if not best or score > best["score"]:
@@ -394,10 +242,6 @@ def evaluate(model: HookedTransformer, *, n_refusal: int = 500, n_icl: int = 200
     Example:
         >>> print(evaluate(load_toy()))
     """
-    import torch
-
-    from interp.toy import corpus
-
     if model.tokenizer is None:
         raise ValueError("the model has no tokenizer; evaluate needs the built-in tokenizer")
     say = print if progress else (lambda *_: None)

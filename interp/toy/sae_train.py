@@ -39,6 +39,7 @@ from transformer_lens import HookedTransformer
 
 from interp.core.cache import fingerprint
 from interp.core.hooks import harvest, hook_name, hooked
+from interp.core.tokens import encode, length_batches, pad_rows
 from interp.sae.load import no_loading_advice
 from interp.toy import TOY_DIR, corpus, load_toy
 
@@ -51,14 +52,19 @@ COMMAND = "python -m interp.toy.sae_train"
 
 
 def token_rows(model: HookedTransformer, docs: list[str]) -> torch.Tensor:
-    """`[n, n_ctx]` rows `<bos> doc <eos> <pad> ...`, as the built-in model was trained."""
-    tok, n_ctx = model.tokenizer, model.cfg.n_ctx
-    ids = tok(docs, add_special_tokens=False)["input_ids"]
-    rows = torch.full((len(docs), n_ctx), tok.pad_token_id, dtype=torch.long)
-    for i, row in enumerate(ids):
-        row = [tok.bos_token_id, *row, tok.eos_token_id][:n_ctx]
-        rows[i, : len(row)] = torch.tensor(row)
-    return rows
+    """`[n, pos]` rows `<bos> doc <eos> <pad> ...` (cut to `n_ctx`), as the built-in model was trained.
+
+    Right-padded, unlike the left padding of `interp.tokenize`: these rows are read at every
+    position (activations, next-token loss), not at the last one, and right padding keeps each
+    document at the positions it was trained at, so causal attention needs no mask.
+
+    Example:
+        >>> token_rows(model, ["the cat sat ."])[0].tolist()[:2]  # <bos>, then "the"
+        [1, 757]
+    """
+    tok = model.tokenizer
+    rows = [[*ids, tok.eos_token_id][: model.cfg.n_ctx] for ids in encode(model, docs, prepend_bos=True)]
+    return pad_rows(rows, tok.pad_token_id, side="right")[0]
 
 
 @torch.inference_mode()
@@ -139,9 +145,7 @@ def text_activations(
     tok = model.tokenizer
     rows = token_rows(model, docs)
     lengths = (rows != tok.pad_token_id).sum(1)
-    order = lengths.argsort()
-    for start in range(0, len(order), batch_docs):
-        idx = order[start : start + batch_docs]
+    for idx in length_batches(lengths, batch_docs, batch_docs * rows.shape[1]):  # only the count binds
         tokens = rows[idx, : int(lengths[idx].max())]
         acts = harvest(model, tokens, [hook])[hook]
         yield acts[(tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)]

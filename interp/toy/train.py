@@ -34,10 +34,10 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from interp.toy import corpus
+from interp.core.tokens import pad_rows
+from interp.toy import TOY_DIR, corpus
 from interp.toy.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, build_tokenizer
 
-TOY_DIR = Path(__file__).resolve().parent / "artifacts"
 DEFAULT_STEPS = 1600
 
 # HookedTransformerConfig fields written to config.json (everything needed to rebuild the model).
@@ -131,7 +131,13 @@ class Encoder:
 def batches(
     encoder: Encoder, batch_size: int, *, seed: int, n_ctx: int, bucket: int = 16
 ) -> Iterator[torch.Tensor]:
-    """Endless stream of right-padded `[batch, pos]` token batches, bucketed by length."""
+    """Endless stream of right-padded `[batch, pos]` token batches, bucketed by length.
+
+    Not `interp.core.tokens.length_batches` (a token budget): an optimiser step takes a fixed
+    number of documents, stably sorted and shuffled by a seeded `random.Random` so a seed gives
+    the same batches forever (the shipped run's first losses are checked against `loss.csv`).
+    Right padding keeps each document at its inference positions; `<pad>` targets are ignored.
+    """
     docs = corpus.documents(10**12, seed=seed, split="train")
     rng = random.Random(f"batches-{seed}")
     while True:
@@ -140,11 +146,7 @@ def batches(
         chunks = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
         rng.shuffle(chunks)
         for chunk in chunks:
-            width = max(len(r) for r in chunk)
-            out = torch.full((len(chunk), width), encoder.pad, dtype=torch.long)
-            for i, r in enumerate(chunk):
-                out[i, : len(r)] = torch.tensor(r)
-            yield out
+            yield pad_rows(chunk, encoder.pad, side="right")[0]
 
 
 def fast_forward(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tensor:
@@ -293,17 +295,9 @@ def train(
 
 
 def _train(
-    cfg: HookedTransformerConfig | None,
-    train_cfg: TrainConfig,
-    tok_dir: Path,
-    out_dir: Path | None,
-    max_steps: int,
-    max_minutes: float | None,
-    seed: int,
-    tiny: bool,
-    progress: bool,
-    evaluate_after: bool | None,
-    stop_after: int | None,
+    cfg: HookedTransformerConfig | None, train_cfg: TrainConfig, tok_dir: Path, out_dir: Path | None,
+    max_steps: int, max_minutes: float | None, seed: int, tiny: bool, progress: bool,
+    evaluate_after: bool | None, stop_after: int | None,
 ) -> list[float]:
     tokenizer = build_tokenizer(corpus.vocabulary(), tok_dir)
     vocab = tokenizer.get_vocab()
