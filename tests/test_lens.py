@@ -278,7 +278,8 @@ def test_read_positions_accept_last_and_post_instruction(tiny_model):
     from conftest import _model, gpt2_like_config
 
     chat_model = _model(gpt2_like_config(tiny_model.cfg.d_vocab), tiny_model.tokenizer, 0)
-    interp.set_profile(chat_model, interp.ModelProfile("tiny-chat", chat_template="user : {prompt} assistant :"))
+    profile = interp.ModelProfile("tiny-chat", chat_template="user : {prompt} assistant :")
+    interp.set_profile(chat_model, profile)
     wrapped = logit_lens(chat_model, PROMPT, chat=True, positions="post_instruction")
     assert wrapped.prompt == f"user : {PROMPT} assistant :"
     n = len(wrapped.tokens)

@@ -339,7 +339,8 @@ def test_expected_is_renamed_targets_and_warns(tiny_model):
     with pytest.warns(DeprecationWarning, match=r"patchscope\(expected=\.\.\.\) is deprecated.*use targets="):
         old = patchscope(tiny_model, SOURCE, source_position="cat", expected="cat", max_new_tokens=2)
     assert old.generations == new.generations and old.targets == new.targets == ("cat",)
-    assert torch.equal(old.target_probs, new.target_probs) and torch.equal(old.expected_ranks, new.expected_ranks)
+    assert torch.equal(old.target_probs, new.target_probs)
+    assert torch.equal(old.expected_ranks, new.expected_ranks)
     assert old.expected == "cat" and old.expected_id == new.target_ids[0]
     assert torch.equal(new.expected_probs, new.target_probs[:, 0])
     with pytest.raises(TypeError, match="both targets= and its old name expected="):
@@ -430,7 +431,9 @@ def test_toy_relation_patchscope_finds_capitals(toy_model):
 def test_toy_batched_sweep_equals_per_layer_runs(toy_model):
     source, word = "my friend is from japan .", "japan"
     for target in ("identity", "capital"):
-        sweep = interp.patching.patchscope(toy_model, source, source_position=word, target=target, max_new_tokens=3)
+        sweep = interp.patching.patchscope(
+            toy_model, source, source_position=word, target=target, max_new_tokens=3
+        )
         per = [
             interp.patching.patchscope(
                 toy_model, source, source_position=word, target=target, source_layers=layer, max_new_tokens=3

@@ -243,7 +243,9 @@ def logit_lens(
         layers=layer_labels(model),
         top_ids=stats["ids"],
         top_probs=stats["probs"],
-        top_tokens=tuple(tuple(tuple(names[i] for i in cell) for cell in row) for row in stats["ids"].tolist()),
+        top_tokens=tuple(
+            tuple(tuple(names[i] for i in cell) for cell in row) for row in stats["ids"].tolist()
+        ),
         entropy=stats["ent"],
         kl_to_final=stats["kl"],
         targets=tuple(t if isinstance(t, str) else names[t] for t in target_list),

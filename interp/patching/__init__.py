@@ -23,4 +23,12 @@ from interp.patching.patchscope import (
 )
 from interp.patching.result import PatchscopeResult
 
-__all__ = ["PATCH_SITES", "PRESETS", "PatchscopeResult", "patchscope", "placeholder_for", "preset_names", "target_prompt"]
+__all__ = [
+    "PATCH_SITES",
+    "PRESETS",
+    "PatchscopeResult",
+    "patchscope",
+    "placeholder_for",
+    "preset_names",
+    "target_prompt",
+]

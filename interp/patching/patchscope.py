@@ -132,7 +132,9 @@ def target_prompt(model: HookedTransformer, preset: str, placeholder: str | None
 # --- input checks -----------------------------------------------------------------------------
 
 
-def _find_token(spelled: Sequence[str], which: str | int, what: str, text: str, presets: Sequence[str]) -> int:
+def _find_token(
+    spelled: Sequence[str], which: str | int, what: str, text: str, presets: Sequence[str]
+) -> int:
     """Absolute position of `which` (an int position, or the last token spelled `which`)."""
     n = len(spelled)
     if isinstance(which, bool) or not isinstance(which, (int, str)):
@@ -251,7 +253,9 @@ def patchscope(
     if not isinstance(target, str) or not target.strip():
         raise ValueError(f"target {target!r} must be a preset ({', '.join(presets)}) or a non-empty prompt")
     mark = placeholder if placeholder is not None else placeholder_for(model)
-    text = target_prompt(model, target, mark if isinstance(mark, str) else None) if target in presets else target
+    text = target
+    if target in presets:
+        text = target_prompt(model, target, mark if isinstance(mark, str) else None)
     target_list = [] if targets is None else [targets] if isinstance(targets, (str, int)) else list(targets)
     ids_of_targets = token_ids(model, target_list)
 

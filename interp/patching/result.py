@@ -31,7 +31,7 @@ import torch
 from jaxtyping import Float, Int
 
 from interp.core.plotting import heatmap, layer_lines
-from interp.core.results import Result
+from interp.core.results import Result, check_shape
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -93,8 +93,7 @@ class PatchscopeResult(Result):
             "target_ranks": (self.target_ranks, (n, len(self.targets))),
         }
         for name, (t, shape) in tensors.items():
-            if t.ndim != len(shape) or any(w is not None and g != w for g, w in zip(t.shape, shape)):
-                raise ValueError(f"{name} has shape {tuple(t.shape)}; expected {n} rows and {len(shape)} dims")
+            check_shape(name, t, shape)
         if not 0 <= self.source_position < len(self.source_tokens):
             raise ValueError(f"source_position {self.source_position} is outside the source prompt")
         if not 0 <= self.placeholder_position < len(self.target_tokens):
@@ -192,7 +191,8 @@ class PatchscopeResult(Result):
                 "correct": self.correct.tolist(),
             }
         for j, name in enumerate(self.targets[1:], start=1):
-            data |= {f"p({name})": self.target_probs[:, j].tolist(), f"rank({name})": self.target_ranks[:, j].tolist()}
+            data[f"p({name})"] = self.target_probs[:, j].tolist()
+            data[f"rank({name})"] = self.target_ranks[:, j].tolist()
         return pd.DataFrame(data)
 
     def plot(self) -> go.Figure:
@@ -211,10 +211,10 @@ class PatchscopeResult(Result):
             for s, t, g, v in zip(self.source_layers, self.target_layers, self.generations, values)
         ]
         if not self.is_grid:
-            series = {what: values} | {f"p({n})": self.target_probs[:, j] for j, n in enumerate(self.targets) if j}
+            others = {f"p({n})": self.target_probs[:, j] for j, n in enumerate(self.targets) if j}
             return layer_lines(
                 [str(s) for s in self.source_layers],
-                series,
+                {what: values} | others,
                 text={what: list(self.first_tokens)},
                 hover={what: hover},
                 title=title,
