@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "AblationResult": "neurons",
     "logit_diff": "neurons",
     "token_logprob": "neurons",
+    "Metric": "neurons",
     "neuron_activations": "neurons",
     "NeuronActivations": "neurons",
     "rank_neurons": "neurons",
@@ -111,7 +112,7 @@ if TYPE_CHECKING:  # pragma: no cover  (editors and type checkers see every publ
     from interp.core.results import Result
     from interp.core.tokens import format_chat, token_id, tokenize
     from interp.lens import LogitLensResult, logit_lens
-    from interp.neurons import AblationResult, ablate_neurons, logit_diff, token_logprob
+    from interp.neurons import AblationResult, Metric, ablate_neurons, logit_diff, token_logprob
     from interp.neurons import NeuronActivations, NeuronRanking, neuron_activations, rank_neurons
     from interp.patching import PatchscopeResult, patchscope
     from interp.sae import FeatureCard, feature_card

@@ -61,9 +61,10 @@ def check_count(value: Any, name: str, *, minimum: int = 1, maximum: int | None 
     return value
 
 
-def renamed(old: str, new: str, kwargs: dict[str, Any], func: str) -> Any:
+def renamed(old: str, new: str, kwargs: dict[str, Any], func: str, current: Any = None) -> Any:
     """Pop a deprecated keyword from `kwargs`, warn that `new` replaces it, and return its value
-    (`_MISSING` when absent). Unknown leftovers in `kwargs` raise a TypeError like Python does.
+    (`_MISSING` when absent). Pass the new keyword's value as `current` (None when not given) to
+    get a TypeError when both names are used.
 
     Example:
         >>> def f(model, *, targets=None, **old):
@@ -74,6 +75,8 @@ def renamed(old: str, new: str, kwargs: dict[str, Any], func: str) -> Any:
 
     if old not in kwargs:
         return _MISSING
+    if current is not None and current is not _MISSING:
+        raise TypeError(f"{func}() got both {new}= and its deprecated name {old}=; pass only {new}=")
     warnings.warn(f"{func}({old}=...) is deprecated and will be removed in the next release; use {new}=...",
                   DeprecationWarning, stacklevel=3)
     return kwargs.pop(old)
