@@ -66,7 +66,9 @@ def _noun_actions() -> list[str]:
 
 HARMFUL_ACTIONS: tuple[str, ...] = tuple(_actions(_WORDS["harm_verbs"]) + _actions(_WORDS["harm_objects"]))
 """Every harmful action (a harm verb with an object, or an everyday verb with a harm object)."""
-HARMLESS_ACTIONS: tuple[str, ...] = tuple(dict.fromkeys(_actions(_WORDS["harmless_actions"]) + _noun_actions()))
+HARMLESS_ACTIONS: tuple[str, ...] = tuple(
+    dict.fromkeys(_actions(_WORDS["harmless_actions"]) + _noun_actions())
+)
 """Every harmless action."""
 
 
