@@ -57,16 +57,6 @@ from interp.core.tokens import token_ids, tokenize
 from interp.patching.engine import STRATEGIES, sweep
 from interp.patching.result import PatchscopeResult
 
-__all__ = [
-    "PATCH_SITES",
-    "PRESETS",
-    "PatchscopeResult",
-    "patchscope",
-    "placeholder_for",
-    "preset_names",
-    "target_prompt",
-]
-
 PATCH_SITES = ("resid_pre", "resid_post")
 #: The placeholder word of the presets (a model that does not know it gets `FALLBACK_PLACEHOLDER`).
 PLACEHOLDER = "x"
