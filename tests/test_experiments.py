@@ -67,6 +67,15 @@ def test_patchscopes(toy_model, tmp_path):
     assert n["description_share_by_layer"][0] >= 0.8  # at the embedding the entity is described
 
 
+def test_singular_plural_neurons(toy_model, tmp_path):
+    s = _run("singular_plural_neurons", toy_model, tmp_path)
+    n, c = s["numbers"], s["controls"]
+    assert len(n["top_neurons"]) == 10 and n["baseline_logit_diff"] > 0
+    assert n["zero"]["logit_diff_drop"] >= 3 * max(c["random_10_zero"]["logit_diff_drop"], 0.0)
+    assert n["mean"]["logit_diff_drop"] > c["random_10_mean"]["logit_diff_drop"]
+    assert n["zero"]["top1_changed"] < 0.5  # the argmax verb usually survives
+
+
 def test_an_experiment_runs_as_a_script(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "lens"

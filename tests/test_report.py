@@ -14,6 +14,7 @@ from interp.core.report import (
     field_docs,
     jsonable,
     load_for,
+    flatten,
     markdown_table,
     parse_config,
 )
@@ -79,6 +80,7 @@ def test_jsonable_and_markdown_table():
     table = markdown_table([{"a": 0.123456, "b": "x"}, {"a": [1, 2], "b": None}])
     assert table.splitlines()[0] == "| a | b |" and "0.1235" in table and "[1, 2]" in table
     assert markdown_table([]) == "(no rows)"
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
 
 
 def test_notebook_writes_summary_report_and_figures(tmp_path, gpt2_like):
@@ -90,7 +92,7 @@ def test_notebook_writes_summary_report_and_figures(tmp_path, gpt2_like):
     nb.table("Per layer", [{"layer": 0, "value": 0.5}])
     summary = nb.finish(
         question="Q?", method="M.", claim="C.", criterion="x >= 1", reproduced=True,
-        numbers={"x": torch.tensor(2.0)}, controls={"random x": 0.1}, conclusion="Concl.",
+        numbers={"x": torch.tensor(2.0), "zero": {"drop": 0.5}}, controls={"random x": 0.1}, conclusion="Concl.",
         published="Paper 2024.", differences="Smaller.",
     )
     folder = tmp_path / "run"
@@ -100,7 +102,7 @@ def test_notebook_writes_summary_report_and_figures(tmp_path, gpt2_like):
     assert saved["controls"] == {"random x": 0.1} and saved["figures"][0]["html"] == "bars.html"
     assert (folder / "bars.html").exists()
     report = (folder / "report.md").read_text()
-    for part in ("# demo run: reproduced", "## Question", "Q?", "## Numbers", "| x | 2 |", "### Controls",
+    for part in ("# demo run: reproduced", "## Question", "Q?", "## Numbers", "| x | 2 |", "| zero.drop | 0.5 |", "### Controls",
                  "### Per layer", "[bars](bars.html)", "Criterion: x >= 1", "Paper 2024.", "quick mode"):
         assert part in report, part
 

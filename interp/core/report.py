@@ -178,6 +178,18 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level, keys joined with dots: `{"zero": {"drop": 1}}` -> `{"zero.drop": 1}`."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out |= flatten(value, f"{name}.")
+        else:
+            out[name] = value
+    return out
+
+
 def _png_exporter() -> bool:
     try:
         import kaleido  # noqa: F401
@@ -306,8 +318,8 @@ class Notebook:
 
     def _markdown(self, s: dict[str, Any], question: str, method: str, conclusion: str, differences: str) -> str:
         model = s["model"]
-        flat = [{"number": k, "value": v} for k, v in s["numbers"].items()]
-        ctrl = [{"control": k, "value": v} for k, v in s["controls"].items()]
+        flat = [{"number": k, "value": v} for k, v in flatten(s["numbers"]).items()]
+        ctrl = [{"control": k, "value": v} for k, v in flatten(s["controls"]).items()]
         parts = [
             f"# {self.name.replace('_', ' ')}: {s['finding']['verdict']}",
             f"*{time.strftime('%Y-%m-%d %H:%M')} · model `{model.get('name', '?')}` (fingerprint "
