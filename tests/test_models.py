@@ -102,3 +102,186 @@ def test_import_is_cheap():
             "print('transformer_lens' in sys.modules, 'torch' in sys.modules, len(docs))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "2"], "submodules load on first use; the corpus needs no torch"
+
+
+# --- checkpoints on disk: Hugging Face folders and GGUF files -------------------------------------
+
+WORDS = "the a cat dog capital of france paris is japan tokyo".split()
+
+
+def _hf_folder(tmp_path, arch: str, chat_template: str | None = None):
+    """A tiny random Hugging Face checkpoint of `arch`, saved with a word-level tokenizer."""
+    import transformers as tf
+
+    from interp.toy.tokenizer import build_tokenizer
+
+    common = dict(vocab_size=len(WORDS) + 4, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                  bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    configs = {
+        "llama": lambda: tf.LlamaForCausalLM(tf.LlamaConfig(**common)),
+        "mistral": lambda: tf.MistralForCausalLM(tf.MistralConfig(**common, sliding_window=None)),
+        "qwen2": lambda: tf.Qwen2ForCausalLM(tf.Qwen2Config(**common)),
+        "gemma": lambda: tf.GemmaForCausalLM(tf.GemmaConfig(**common, head_dim=8)),
+        "gemma2": lambda: tf.Gemma2ForCausalLM(tf.Gemma2Config(**common, head_dim=8, sliding_window=16)),
+        "gpt2": lambda: tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(WORDS) + 4, n_embd=32, n_layer=2,
+                                                         n_head=4, n_positions=64, bos_token_id=1, eos_token_id=2)),
+    }
+    folder = tmp_path / f"tiny-{arch}"
+    torch.manual_seed(0)
+    configs[arch]().save_pretrained(folder)
+    tok = build_tokenizer(WORDS, folder)
+    if chat_template is not None:
+        tok.chat_template = chat_template
+        tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "mistral", "qwen2", "gemma", "gemma2"])
+def test_hf_folder_loads_offline_and_matches_the_original(tmp_path, arch):
+    from transformers import AutoModelForCausalLM
+
+    from interp.core.convert import LOGIT_TOLERANCE
+
+    folder = _hf_folder(tmp_path, arch)
+    model = interp.load_model(str(folder), device="cpu")
+    info = interp.model_info(model)
+    assert info.source == str(folder.resolve()) and info.name == folder.name
+    assert info.logit_gap is not None and info.logit_gap < LOGIT_TOLERANCE
+    hf = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    tokens = model.to_tokens("the capital of france is paris", prepend_bos=False)
+    with torch.no_grad():
+        ours, theirs = model(tokens), hf(tokens).logits
+    centred = (ours - ours.mean(-1, keepdim=True)) - (theirs - theirs.mean(-1, keepdim=True))
+    assert centred.abs().max() < 1e-4
+    assert not info.chat  # no chat template in the tokenizer: no chat
+
+
+def test_checkpoint_with_a_chat_template_is_a_chat_model(tmp_path):
+    template = "{% for m in messages %}Q: {{ m['content'] }}\n{% endfor %}A:"
+    model = interp.load_model(_hf_folder(tmp_path, "llama", template))  # a Path works too
+    assert interp.format_chat(model, "the cat") == ["Q: the cat\nA:"]
+
+
+def test_a_wrong_conversion_is_caught(tmp_path, monkeypatch):
+    from interp.core import convert
+
+    real = convert._converter
+
+    def damaged(arch):
+        def run(hf_model, cfg):
+            state = real(arch)(hf_model, cfg)
+            state["blocks.1.attn.W_O"] = state["blocks.1.attn.W_O"] * 2
+            return state
+        return run
+
+    monkeypatch.setattr(convert, "_converter", damaged)
+    folder = _hf_folder(tmp_path, "llama")
+    with pytest.raises(convert.LogitMismatchError, match=rf"{folder.name}.*differ.*tolerance is 0.01"):
+        interp.load_model(str(folder))
+
+
+def test_bad_paths_each_get_one_clear_error(tmp_path):
+    expected = "expected a Hugging Face model folder"
+    with pytest.raises(ValueError, match=rf"missing.gguf' does not exist: {expected}"):
+        interp.load_model(str(tmp_path / "missing.gguf"))
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match=rf"notes.txt' is a file but not a GGUF file.*{expected}"):
+        interp.load_model(str(tmp_path / "notes.txt"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=rf"empty' has no config.json: {expected}"):
+        interp.load_model(str(tmp_path / "empty"))
+    folder = _hf_folder(tmp_path, "llama")
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    with pytest.raises(ValueError, match=r"tiny-llama' has no \*.safetensors weights"):
+        interp.load_model(str(folder))
+
+
+def test_unsupported_architecture_names_the_supported_ones(tmp_path):
+    import transformers as tf
+
+    folder = tmp_path / "tiny-opt"
+    tf.OPTForCausalLM(tf.OPTConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
+                                   num_attention_heads=2, word_embed_proj_dim=16)).save_pretrained(folder)
+    with pytest.raises(ValueError, match=r"tiny-opt'.*'OPTForCausalLM' cannot be converted.*LlamaForCausalLM"):
+        interp.load_model(str(folder))
+
+
+def test_corrupt_gguf(tmp_path):
+    pytest.importorskip("gguf")
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + bytes(range(256)) * 8)
+    with pytest.raises(ValueError, match=r"broken.gguf' is corrupt or truncated .*expected an intact GGUF file"):
+        interp.load_model(str(broken))
+
+
+# --- tokens: BOS in one place, leading spaces -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bpe_model(tmp_path_factory):
+    """A tiny model over a byte-level BPE vocabulary that has both `is` and ` is`."""
+    from tokenizers import Tokenizer, decoders, models as tok_models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from conftest import gpt2_like_config
+
+    tok = Tokenizer(tok_models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    text = ["is this the capital ? Paris is the capital of France .", "is it ? it is .", "Paris is big ."] * 20
+    tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "</s>"],
+                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="</s>")
+    folder = tmp_path_factory.mktemp("bpe")
+    fast.save_pretrained(folder)
+    fast = PreTrainedTokenizerFast.from_pretrained(folder)
+    from transformer_lens import HookedTransformer
+
+    torch.manual_seed(0)
+    return HookedTransformer(gpt2_like_config(len(fast), model_name="tiny-bpe"), tokenizer=fast).eval()
+
+
+def test_token_id_prefers_the_space_form_of_a_bare_word(bpe_model):
+    tok = bpe_model.tokenizer
+    spaced, bare = tok.convert_tokens_to_ids("Ġis"), tok.convert_tokens_to_ids("is")
+    assert spaced != bare and tok.unk_token_id not in (spaced, bare)
+    core_tokens._warned_forms.clear()
+    with pytest.warns(UserWarning, match=rf"'is' has two forms.*' is' \(id {spaced}\).*'is' \(id {bare}\)"):
+        assert interp.token_id(bpe_model, "is") == spaced
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert interp.token_id(bpe_model, "is") == spaced  # warned once
+        assert interp.token_id(bpe_model, " is") == spaced
+        assert interp.token_id(bpe_model, "is", space=False) == bare
+        assert interp.token_id(bpe_model, ".") == tok.convert_tokens_to_ids(".")  # punctuation as written
+        assert interp.token_id(bpe_model, "</s>") == tok.eos_token_id
+    assert core_tokens.space_mark(bpe_model) == "Ġ"
+    with pytest.raises(KeyError, match=r"'zebra' is not a single token .*reads as"):
+        interp.token_id(bpe_model, "zebra")
+
+
+def test_word_level_vocabulary_has_no_space_forms(gpt2_like):
+    assert core_tokens.space_mark(gpt2_like) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert interp.token_id(gpt2_like, "is") == interp.token_id(gpt2_like, " is") == gpt2_like.to_single_token("is")
+
+
+def test_bos_is_decided_in_one_place(bpe_model):
+    from interp.core.profiles import ModelProfile, set_profile
+
+    bos = bpe_model.tokenizer.bos_token_id
+    assert core_tokens.encode(bpe_model, ["it is"])[0][0] == bos  # cfg.default_prepend_bos
+    set_profile(bpe_model, ModelProfile("tiny-bpe", chat_template="<s>Q: {prompt} A:", prepend_bos=True))
+    try:
+        row = core_tokens.encode(bpe_model, interp.format_chat(bpe_model, "it is"))[0]
+        assert row.count(bos) == 1 and row[0] == bos  # the template's own BOS, never a second
+        set_profile(bpe_model, ModelProfile("tiny-bpe", prepend_bos=False))
+        assert bos not in core_tokens.encode(bpe_model, ["it is"])[0]
+        assert core_tokens.encode(bpe_model, ["it is"], prepend_bos=True)[0][0] == bos
+    finally:
+        from interp.core import profiles
+
+        profiles._ATTACHED.pop(bpe_model, None)

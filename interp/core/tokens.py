@@ -13,7 +13,8 @@ that in one module is what keeps their results comparable:
 - **Token budget.** `length_batches` groups texts of similar length so a batch holds at most
   `batch_size` texts and `max_tokens` padded tokens (flat memory on long corpora).
 - **Token lookup.** `token_id` accepts an id or a string and knows about the leading-space forms
-  of BPE and SentencePiece vocabularies.
+  of BPE and SentencePiece vocabularies: a bare word means the form after a space (` is`, what a
+  next-token position after a word predicts), and it says so when the word has both forms.
 
 Example:
     >>> tokens, mask = interp.tokenize(model, ["the capital of france is", "hi"])
@@ -24,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -223,14 +225,53 @@ def _warn_unknown(model: HookedTransformer, prompts: Sequence[str]) -> None:
         )
 
 
-def token_id(model: HookedTransformer, token: str | int) -> int:
-    """The id of a single token, accepting an id or a string (with or without a leading space).
+_SPACE_MARKS = ("Ġ", "▁", " ")
+_marks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> its space mark
+_warned_forms: set[tuple[str, str]] = set()
+
+
+def space_mark(model: HookedTransformer) -> str | None:
+    """How the vocabulary writes a leading space: `"Ġ"` (byte-level BPE: GPT-2, Llama 3,
+    SmolLM2), `"▁"` (SentencePiece: Gemma, Llama 2), `" "`, or None for a word-level vocabulary
+    whose tokens carry no spaces (the built-in model)."""
+    tok = model.tokenizer
+    if tok not in _marks:
+        pieces = tok.convert_ids_to_tokens(tok("a the", add_special_tokens=False)["input_ids"])
+        last = pieces[-1] if pieces else ""
+        mark = last[:-3] if last.endswith("the") else ""
+        _marks[tok] = mark if mark in _SPACE_MARKS else None
+    return _marks[tok]
+
+
+def _piece_id(tok, piece: str) -> int | None:
+    """The id of one vocabulary entry, or None (a lookup, not a copy of a 256k-entry vocabulary)."""
+    found = tok.convert_tokens_to_ids(piece)
+    if not isinstance(found, int) or found == getattr(tok, "unk_token_id", None):
+        return None
+    return found
+
+
+def token_id(model: HookedTransformer, token: str | int, *, space: bool | None = None) -> int:
+    """The id of a single token, given as an id or as text; knows about leading spaces.
+
+    In a BPE or SentencePiece vocabulary most words have two forms: ` is` (after a space, as in
+    the middle of a sentence) and `is` (at the start of a text or after a newline). A next-token
+    target after a word wants the first. So a bare word (`"is"`, `"Paris"`) means the form with
+    the space when the vocabulary has it, and a warning (once per word) names both forms and the
+    one chosen; `" is"` always means the form with the space; `space=False` (or the id) picks the
+    form without. Punctuation and special tokens (`"."`, `"<|im_end|>"`) are taken as written.
+    A word-level vocabulary (the built-in model) has one form per word: `"is"` and `" is"` are it.
+
+    Args:
+        token: an id, or the token's text.
+        space: True: the form after a space; False: the form without; None: as above.
 
     Raises:
-        KeyError: the string is not one token of the vocabulary.
+        KeyError: the text is not one token of the vocabulary (the message shows how it splits).
 
     Example:
-        >>> interp.token_id(model, "paris")
+        >>> interp.token_id(smollm2, " is"), interp.token_id(smollm2, "is", space=False)
+        (314, 271)
     """
     if isinstance(token, bool) or not isinstance(token, (int, str)):
         raise TypeError(f"token {token!r} must be a token string or an int id")
@@ -240,20 +281,50 @@ def token_id(model: HookedTransformer, token: str | int) -> int:
         return token
     if not token:
         raise KeyError("token '' is empty: expected a token string such as ' Paris'")
+    if space is not None and not isinstance(space, bool):
+        raise TypeError(f"space must be True, False or None, got {space!r}")
     tok = model.tokenizer
-    unk = getattr(tok, "unk_token_id", None)
-    for candidate in (token, " " + token.lstrip(), "Ġ" + token.lstrip(), "▁" + token.lstrip()):
-        found = tok.convert_tokens_to_ids(candidate)  # a lookup, not a copy of a 256k-entry vocabulary
-        if isinstance(found, int) and found != unk:
-            return found
-    ids = model.to_tokens(token, prepend_bos=False)[0]
-    if len(ids) == 1 and int(ids[0]) != unk:
-        return int(ids[0])
-    raise KeyError(f"{token!r} is not a single token in {model.cfg.model_name!r}'s vocabulary")
+    mark = space_mark(model)
+    word = token.lstrip(" ") or token
+    if mark is None:  # word-level: tokens carry no spaces
+        found = _piece_id(tok, token)
+        found = found if found is not None else _piece_id(tok, word)
+        text = word
+    else:
+        spaced, bare = _piece_id(tok, mark + word), _piece_id(tok, word)
+        if space is None:
+            space = token.startswith(" ") or (word[:1].isalnum() and spaced is not None)
+        found, text = (spaced, " " + word) if space else (bare, word)
+        if space and bare is not None and spaced is not None and not token.startswith(" "):
+            _warn_forms(model, word, spaced, bare)
+    if found is None:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        if len(ids) == 1 and ids[0] != getattr(tok, "unk_token_id", None):
+            return int(ids[0])
+        pieces = tok.convert_ids_to_tokens(ids)
+        raise KeyError(f"{token!r} is not a single token in {model.cfg.model_name!r}'s vocabulary "
+                       f"(it reads as {len(ids)} token(s): {pieces})")
+    return found
 
 
-def token_ids(model: HookedTransformer, tokens: str | int | Sequence[str | int]) -> list[int]:
+def _warn_forms(model: HookedTransformer, word: str, spaced: int, bare: int) -> None:
+    key = (model.cfg.model_name, word)
+    if key not in _warned_forms:
+        _warned_forms.add(key)
+        warnings.warn(
+            f"{word!r} has two forms in {model.cfg.model_name!r}'s vocabulary: {' ' + word!r} (id {spaced}), "
+            f"which follows a word, and {word!r} (id {bare}), which starts a text or a line; using "
+            f"{' ' + word!r} (id {spaced}). Pass {' ' + word!r} to choose it silently, or space=False "
+            f"(or the id {bare}) for the other.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def token_ids(
+    model: HookedTransformer, tokens: str | int | Sequence[str | int], *, space: bool | None = None
+) -> list[int]:
     """`token_id` of one token or each of several."""
     if isinstance(tokens, (str, int)):
         tokens = [tokens]
-    return [token_id(model, t) for t in tokens]
+    return [token_id(model, t, space=space) for t in tokens]
