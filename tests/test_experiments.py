@@ -76,6 +76,17 @@ def test_singular_plural_neurons(toy_model, tmp_path):
     assert n["zero"]["top1_changed"] < 0.5  # the argmax verb usually survives
 
 
+def test_refusal_direction(toy_model, tmp_path):
+    s = _run("refusal_direction", toy_model, tmp_path)
+    n, c = s["numbers"], s["controls"]
+    assert n["harmful_unsteered"] >= 0.95 and n["harmful_ablated"] <= 0.10
+    assert n["harmless_unsteered"] <= 0.05 and n["harmless_added"] >= 0.90
+    assert n["kl_harmless_ablated"] < 0.1 and n["orthogonalize_max_logit_diff"] < 1e-3
+    assert n["orthogonalize_same_completions"] == 1.0
+    assert c["random_same_norm"]["harmful_ablated"] >= 0.9 and c["random_same_norm"]["harmless_added"] <= 0.1
+    assert len(n["layer_sweep"]) >= 2 and {"harmful_ablated", "harmless_added"} <= set(n["layer_sweep"][0])
+
+
 def test_an_experiment_runs_as_a_script(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "lens"

@@ -201,6 +201,8 @@ def _png_exporter() -> bool:
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
+        return f"{len(value)} rows (table below)"
     if isinstance(value, (list, tuple)):
         short = [_fmt(v) for v in value[:12]]
         return "[" + ", ".join(short) + (", ..." if len(value) > 12 else "") + "]"
