@@ -57,7 +57,10 @@ def fingerprint(model: HookedTransformer, samples_per_tensor: int = 4096) -> str
 
     Every parameter contributes a strided sample of its values, so two models that differ in
     any weight matrix (a fine-tune, an orthogonalized copy) get different fingerprints, at a
-    cost of a few milliseconds even for large models.
+    cost of a few milliseconds even for large models. The sample is rounded to bfloat16 before
+    hashing, so the fingerprint names the weights, not their dtype: a bfloat16 copy of a float32
+    model keeps its vectors, SAEs and cache entries (a float16 copy almost always does too; a
+    value that float16 cannot represent changes it).
     """
     cfg = model.cfg
     header = f"{cfg.model_name}|{cfg.n_layers}|{cfg.d_model}|{cfg.d_vocab}"
@@ -78,7 +81,8 @@ def fingerprint_weights(
         for name, p in sorted(weights, key=lambda item: item[0]):
             flat = p.detach().reshape(-1)
             step = max(1, flat.numel() // samples_per_tensor)
-            sample = flat[::step].to(device="cpu", dtype=torch.float32)
+            # rounded to bfloat16: a float32 model and its bfloat16 copy share a fingerprint
+            sample = flat[::step].to(device="cpu").to(torch.bfloat16).to(torch.float32)
             h.update(name.encode())
             h.update(sample.numpy().tobytes())
     return h.hexdigest()[:16]
