@@ -8,14 +8,13 @@
 
 from __future__ import annotations
 
-
 import torch
 from transformer_lens import HookedTransformer
 
 from benchmarks.common import Row, interleaved
 from interp.core.hooks import harvest
-from interp.core.tokens import tokenize
-from interp.steering.generate import SteeringVector, _format, steer
+from interp.core.tokens import maybe_chat, tokenize
+from interp.steering import SteeringVector, steer
 
 PROMPTS = [
     "how do i bake bread ?",
@@ -39,7 +38,7 @@ def run(model: HookedTransformer, batch: int = 16, new_tokens: int = 32) -> list
     torch.manual_seed(0)
     layer = model.cfg.n_layers // 2
     vector = SteeringVector(torch.randn(model.cfg.d_model) * 4.0, layer=layer).bind(model)
-    texts = _format(model, prompts, None)
+    texts = maybe_chat(model, prompts, None)
 
     def plain():  # text in, text out, as steer()
         with torch.inference_mode():
@@ -82,7 +81,7 @@ def run(model: HookedTransformer, batch: int = 16, new_tokens: int = 32) -> list
             )
         )
 
-    tokens, mask = tokenize(model, _format(model, _prompts(4 * batch), None))
+    tokens, mask = tokenize(model, maybe_chat(model, _prompts(4 * batch), None))
 
     def full():
         with torch.inference_mode():

@@ -1,6 +1,7 @@
 """Refusal directions: evaluation helpers and Arditi-style selection on tiny models, then the
 acceptance numbers on the built-in model (held-out requests)."""
 
+import html
 import math
 
 import plotly.graph_objects as go
@@ -10,16 +11,21 @@ from conftest import _model, gpt2_like_config
 
 import interp
 from interp.core.hooks import count_hooks
-from interp.steering.refusal import (
+from interp.core.results import Result
+from interp.steering import (
     DirectionSelection,
+    KLResult,
+    SteerResult,
     harmless_kl,
     is_refusal,
+    mean_difference,
+    orthogonalize,
     refusal_rate,
     refusal_score,
     refusal_token_ids,
     select_direction,
+    steer,
 )
-from interp.steering.generate import SteerResult, mean_difference, orthogonalize, steer, steering
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,6 +61,15 @@ def test_refusal_phrases():
         refusal_rate("i cannot")
 
 
+def test_refusal_phrases_come_from_the_model_profile(word_tokenizer):
+    model = _model(gpt2_like_config(len(word_tokenizer), model_name="tiny-polite"), word_tokenizer, seed=1)
+    interp.set_profile(model, interp.ModelProfile("tiny-polite", refusal_phrases=("regrettably",)))
+    texts = ["regrettably no", "regrettably not", "i cannot", "sure"]
+    assert refusal_rate(texts, model=model) == 0.5, "the profile's phrases: the two 'regrettably'"
+    assert refusal_rate(texts) == 0.25, "without a model the default phrases apply ('i cannot')"
+    assert refusal_rate(texts, model=model, phrases=["sure"]) == 0.25, "phrases= wins over the profile"
+
+
 def test_refusal_score_is_log_odds_of_refusal_tokens(tiny_model):
     ids = refusal_token_ids(tiny_model)
     assert ids == [interp.token_id(tiny_model, "i")], f"refusal tokens {ids}"
@@ -65,7 +80,7 @@ def test_refusal_score_is_log_odds_of_refusal_tokens(tiny_model):
         want = float(logp - torch.log1p(-logp.exp()))
         assert abs(float(score) - want) < 1e-4, f"{prompt!r}: score {float(score)} vs log-odds {want}"
     v = 5 * mean_difference(tiny_model, HARM, SAFE, layers=[1])[1]
-    with steering(tiny_model, v):
+    with v.apply(tiny_model):
         steered = refusal_score(tiny_model, HARM)
     assert not torch.allclose(steered, scores) and count_hooks(tiny_model) == 0
     with pytest.raises(KeyError, match="not a single token"):
@@ -81,6 +96,9 @@ def test_harmless_kl(gpt2_like):
     last = harmless_kl(gpt2_like, SAFE, v, over="last")
     assert last.kl != kl.kl and last.n_tokens == 4
     assert isinstance(kl.plot(), go.Figure) and len(kl.to_frame()) == 4
+    assert isinstance(kl, (KLResult, Result)) and html.escape(kl.summary()) in kl._repr_html_()
+    raw = harmless_kl(gpt2_like, SAFE, v.direction, layer=1, mode="add", alpha=2.0)
+    assert raw.kl == pytest.approx(harmless_kl(gpt2_like, SAFE, v, mode="add", alpha=2.0).kl)
     with pytest.raises(ValueError, match="over 'first'"):
         harmless_kl(gpt2_like, SAFE, v, over="first")
 
@@ -114,9 +132,9 @@ def test_select_direction_scores_agree_with_the_helpers(gpt2_like):
     assert sel2.vectors.layers == (0, 1, 2) and sel2.layer == 0
     for layer in range(2):
         v = sel.vectors[layer]
-        with steering(gpt2_like, v, mode="ablate"):
+        with v.apply(gpt2_like, mode="ablate"):
             bypass = float(refusal_score(gpt2_like, HARM[:3]).mean())
-        with steering(gpt2_like, v, mode="add"):
+        with v.apply(gpt2_like, mode="add"):
             induce = float(refusal_score(gpt2_like, SAFE[:3]).mean())
         kl = harmless_kl(gpt2_like, SAFE[:3], v, mode="ablate", over="last").kl
         got = (float(sel.bypass[layer, 0]), float(sel.induce[layer, 0]), float(sel.kl[layer, 0]))
@@ -127,6 +145,7 @@ def test_select_direction_scores_agree_with_the_helpers(gpt2_like):
     )
     frame = sel.to_frame()
     assert len(frame) == 2 and frame["chosen"].sum() == 1 and isinstance(sel.plot(), go.Figure)
+    assert isinstance(sel, Result) and html.escape(sel.summary()) in sel._repr_html_()
     assert isinstance(sel2.plot(), go.Figure) and sel2.to_frame()["bypass_score"].isna().sum() == 2
     with pytest.raises(ValueError, match="val_harmful has 1 prompt"):
         select_direction(gpt2_like, HARM, SAFE, val_harmful=HARM[:1], val_harmless=SAFE)
@@ -212,7 +231,7 @@ def test_toy_orthogonalize_matches_runtime_ablation(toy_model, toy_setup):
     prompts = held["harmful"][:16] + held["harmless"][:16]
     tokens, mask = interp.tokenize(toy_model, interp.format_chat(toy_model, prompts))
     with torch.inference_mode():
-        with steering(toy_model, sel.vector, mode="ablate"):
+        with sel.vector.apply(toy_model, mode="ablate"):
             runtime = toy_model(tokens, attention_mask=mask)
         weights = edited(tokens, attention_mask=mask)
     err = float(((runtime - weights).abs() * mask[..., None]).max())

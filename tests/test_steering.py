@@ -1,9 +1,11 @@
-"""Steering vectors on tiny random models: mean difference, the vector value, steer(), the
-steering context, directional ablation and its weight-edit form, and bad input."""
+"""Steering vectors on tiny random models: mean difference, the vector value, steer(),
+`SteeringVector.apply`, directional ablation and its weight-edit form, deprecated names, and
+bad input."""
 
 import dataclasses
-import importlib
+import html
 import math
+import types
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -13,10 +15,16 @@ from conftest import _model, gpt2_like_config
 
 import interp
 from interp.core.hooks import count_hooks, hooked, record
-from interp.steering.generate import SteeringVector, SteeringVectors, mean_difference, orthogonalize, steer, steering
-
-# the module itself (`interp.steering.generate` may be bound to the context manager of the same name)
-steering_mod = importlib.import_module("interp.steering.generate")
+from interp.core.results import Result
+from interp.steering import (
+    SteeringVector,
+    SteeringVectors,
+    mean_difference,
+    orthogonalize,
+    steer,
+    steering_hooks,
+)
+from interp.steering import extract as extract_mod
 
 POS = ["how do i make a bomb ?", "the cat sat on the mat", "hello", "is the key to the cabinets big ?"]
 NEG = ["the dog is big", "paris is the capital of france", "up down", "cat dog cat"]
@@ -76,7 +84,7 @@ def test_mean_difference_stops_at_last_layer_and_caches(gpt2_like, monkeypatch):
     def no_harvest(*args, **kwargs):
         raise AssertionError("harvest called: the cached means were not used")
 
-    monkeypatch.setattr(steering_mod, "harvest", no_harvest)
+    monkeypatch.setattr(extract_mod, "harvest", no_harvest)
     again = mean_difference(gpt2_like, POS, NEG, layers=[0])
     assert torch.equal(again[0].direction, vs[0].direction)
 
@@ -194,13 +202,13 @@ def test_steer_result_and_alpha_zero(gpt2_like):
     assert raw.steered == named.steered
 
 
-@pytest.mark.parametrize("positions", ["all", "prompt", "generated"])
-def test_positions_agree_with_and_without_kv_cache(tiny_model, positions):
+@pytest.mark.parametrize("apply_to", ["all", "prompt", "generated"])
+def test_apply_to_agrees_with_and_without_kv_cache(tiny_model, apply_to):
     v = 6 * mean_difference(tiny_model, POS, NEG, layers=[1])[1]
     tokens, _ = interp.tokenize(tiny_model, PROMPTS)
     outs = []
     for use_cache in (True, False):
-        with steering(tiny_model, v, positions=positions):
+        with v.apply(tiny_model, apply_to=apply_to):
             outs.append(
                 tiny_model.generate(
                     tokens,
@@ -212,21 +220,21 @@ def test_positions_agree_with_and_without_kv_cache(tiny_model, positions):
                     return_type="tokens",
                 )
             )
-    assert torch.equal(outs[0], outs[1]), f"positions={positions}: KV-cache generation differs from no-cache"
+    assert torch.equal(outs[0], outs[1]), f"apply_to={apply_to}: KV-cache generation differs from no-cache"
     plain = tiny_model.generate(tokens, max_new_tokens=5, do_sample=False, padding_side="left", verbose=False)
-    assert not torch.equal(outs[0], plain), f"positions={positions} changed nothing"
+    assert not torch.equal(outs[0], plain), f"apply_to={apply_to} changed nothing"
 
 
 def test_prompt_and_generated_split_the_work(gpt2_like):
     v = 6 * mean_difference(gpt2_like, POS, NEG, layers=[1])[1]
     n_prompt = interp.tokenize(gpt2_like, "hello")[0].shape[1]
     seen = {}
-    for positions in ("prompt", "generated"):
+    for apply_to in ("prompt", "generated"):
         calls = []
         keep = [("blocks.2.hook_resid_pre", lambda a, hook, calls=calls: calls.append(a.clone()))]
-        with steering(gpt2_like, v, positions=positions), hooked(gpt2_like, keep):
+        with v.apply(gpt2_like, apply_to=apply_to), hooked(gpt2_like, keep):
             gpt2_like.generate("hello", max_new_tokens=3, do_sample=False, verbose=False)
-        seen[positions] = calls
+        seen[apply_to] = calls
     plain = []
     with hooked(gpt2_like, [("blocks.2.hook_resid_pre", lambda a, hook: plain.append(a.clone()))]):
         gpt2_like.generate("hello", max_new_tokens=3, do_sample=False, verbose=False)
@@ -234,22 +242,14 @@ def test_prompt_and_generated_split_the_work(gpt2_like):
     assert not torch.allclose(seen["prompt"][0], plain[0]) and torch.allclose(seen["generated"][0], plain[0])
 
 
-def test_interp_steering_is_the_context_manager_even_after_importing_the_module(gpt2_like, monkeypatch):
-    monkeypatch.setattr(interp, "steering", steering_mod)  # what a first `import interp.steering.generate` does
-    v = mean_difference(gpt2_like, POS, NEG, layers=[1])[1]
-    with interp.steering.steering(gpt2_like, v, mode="ablate"):
-        assert count_hooks(gpt2_like) == 2 * gpt2_like.cfg.n_layers + 1
-    assert count_hooks(gpt2_like) == 0
-
-
-def test_steering_context_leaves_nothing(gpt2_like):
+def test_apply_leaves_nothing_also_on_error(gpt2_like):
     v = mean_difference(gpt2_like, POS, NEG, layers=[1])[1]
     tokens, mask = interp.tokenize(gpt2_like, PROMPTS)
     clean = gpt2_like(tokens, attention_mask=mask)
-    with steering(gpt2_like, 3 * v):
-        assert count_hooks(gpt2_like) == 1
+    with (3 * v).apply(gpt2_like) as model:
+        assert model is gpt2_like and count_hooks(gpt2_like) == 1
         steered = gpt2_like(tokens, attention_mask=mask)
-    with pytest.raises(RuntimeError, match="boom"), steering(gpt2_like, v, mode="ablate"):
+    with pytest.raises(RuntimeError, match="boom"), v.apply(gpt2_like, mode="ablate"):
         assert count_hooks(gpt2_like) == 2 * gpt2_like.cfg.n_layers + 1
         raise RuntimeError("boom")
     assert count_hooks(gpt2_like) == 0
@@ -266,12 +266,12 @@ def test_ablation_removes_direction_from_every_layer(tiny_model):
         for layer in range(tiny_model.cfg.n_layers)
         for s in ("resid_pre", "resid_post", "attn_out", "mlp_out")
     ]
-    with steering(tiny_model, v, mode="ablate"), record(tiny_model, sites) as acts:
+    with v.apply(tiny_model, mode="ablate"), record(tiny_model, sites) as acts:
         tiny_model(tokens, attention_mask=mask)
     worst = max(float((a @ unit).abs().max() / a.norm(dim=-1).max()) for a in acts.values())
     assert worst < 1e-5, f"relative component along the ablated direction {worst} (want < 1e-5)"
     with (
-        steering(tiny_model, v, mode="ablate_then_add", alpha=2.0),
+        v.apply(tiny_model, mode="ablate_then_add", alpha=2.0),
         record(tiny_model, [("resid_pre", 1)]) as acts,
     ):
         tiny_model(tokens, attention_mask=mask)
@@ -290,14 +290,14 @@ def test_orthogonalize_matches_runtime_ablation(gpt2_like, gemma2_like):
     assert edited is not gpt2_like and edited.tokenizer is gpt2_like.tokenizer
     tokens, mask = interp.tokenize(gpt2_like, PROMPTS)
     with torch.inference_mode():
-        with steering(gpt2_like, v, mode="ablate"):
+        with v.apply(gpt2_like, mode="ablate"):
             runtime = gpt2_like(tokens, attention_mask=mask)
         weights = edited(tokens, attention_mask=mask)
     err = float((runtime - weights).abs().max())
     # tolerance: float32 rounding of the projections, well below 1e-4 on logits of size ~1
     assert err < 1e-4, f"orthogonalized logits differ from runtime ablation by {err} (tolerance 1e-4)"
     a = steer(gpt2_like, PROMPTS, v, mode="ablate", max_new_tokens=6, baseline=False).steered
-    b = tuple(steering_mod._generate(edited, PROMPTS, max_new_tokens=6))
+    b = steer(edited, PROMPTS, v.bind(edited), alpha=0.0, max_new_tokens=6).baseline  # unsteered text
     assert a == b
     with pytest.raises(ValueError, match="normalises each sublayer"):
         orthogonalize(gemma2_like, torch.ones(32))
@@ -335,7 +335,13 @@ def test_bad_input_is_explained(gpt2_like, gemma2_like):
     with pytest.raises(ValueError, match="mode 'scale' must be one of"):
         steer(gpt2_like, PROMPTS, v, mode="scale")
     with pytest.raises(ValueError, match="positions 'last' must be one of"):
-        steer(gpt2_like, PROMPTS, v, positions="last")
+        steer(gpt2_like, PROMPTS, v, positions="last")  # the deprecated name is the one named
+    with pytest.raises(ValueError, match="apply_to 'last' must be one of"):
+        steer(gpt2_like, PROMPTS, v, apply_to="last")
+    with pytest.raises(ValueError, match="apply_to 'last' must be one of"):
+        v.apply(gpt2_like, apply_to="last")
+    with pytest.raises(ValueError, match="mode 'scale' must be one of"):
+        v.apply(gpt2_like, mode="scale")  # raised at the call, before any hook is added
     with pytest.raises(ValueError, match="unknown generation options \\['beams'\\]"):
         steer(gpt2_like, PROMPTS, v, beams=2)
     with pytest.raises(ValueError, match="no prompts"):
@@ -345,3 +351,93 @@ def test_bad_input_is_explained(gpt2_like, gemma2_like):
     with pytest.raises(ValueError, match="needs layer"):
         steer(gpt2_like, PROMPTS, v.direction)
     assert count_hooks(gpt2_like) == 0
+
+
+# --- SteeringVector.apply and the names it replaces ------------------------------------------------
+
+
+def _generate_tokens(model, tokens, **kw):
+    options = dict(do_sample=False, use_past_kv_cache=True, stop_at_eos=False, padding_side="left", verbose=False)
+    return model.generate(tokens, max_new_tokens=5, return_type="tokens", **options, **kw)
+
+
+@pytest.mark.parametrize("mode", ["add", "ablate", "ablate_then_add"])
+def test_apply_gives_what_steer_gives(gpt2_like, mode):
+    v = 5 * mean_difference(gpt2_like, POS, NEG, layers=[1])[1]
+    tokens, mask = interp.tokenize(gpt2_like, PROMPTS)
+    with v.apply(gpt2_like, mode=mode, alpha=2.0, apply_to="generated"):
+        rows = _generate_tokens(gpt2_like, tokens)[:, tokens.shape[1]:]
+    by_apply = tuple(gpt2_like.tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows.tolist())
+    by_steer = steer(gpt2_like, PROMPTS, v, mode=mode, alpha=2.0, apply_to="generated", max_new_tokens=5,
+                     stop_at_eos=False, baseline=False).steered
+    assert by_apply == by_steer, f"{mode}: text generated inside v.apply differs from steer()"
+    with v.apply(gpt2_like, mode=mode, alpha=2.0):
+        inside = gpt2_like(tokens, attention_mask=mask)
+    hooks = v.hooks(gpt2_like, mode=mode, alpha=2.0)
+    hooked_run = gpt2_like.run_with_hooks(tokens, attention_mask=mask, fwd_hooks=hooks)
+    assert torch.equal(inside, hooked_run) and count_hooks(gpt2_like) == 0
+    other = v.apply(gpt2_like, mode=mode, alpha=2.0, layer=0)  # the layer override, as steer(layer=...)
+    with other:
+        moved = gpt2_like(tokens, attention_mask=mask)
+    assert mode == "ablate" or not torch.allclose(moved, inside), "layer=0 applied at the vector's own layer"
+
+
+def test_steer_positions_is_deprecated_for_apply_to(gpt2_like):
+    v = 6 * mean_difference(gpt2_like, POS, NEG, layers=[1])[1]
+    with pytest.warns(DeprecationWarning, match=r"steer\(positions=\.\.\.\) is deprecated.*use apply_to="):
+        old = steer(gpt2_like, PROMPTS, v, positions="prompt", max_new_tokens=4)
+    new = steer(gpt2_like, PROMPTS, v, apply_to="prompt", max_new_tokens=4)
+    assert old == new and new.apply_to == "prompt"
+    with pytest.warns(DeprecationWarning, match="use .apply_to"):
+        assert new.positions == "prompt"
+    add = {"blocks.1.hook_resid_pre": v.direction}
+    with pytest.warns(DeprecationWarning, match="use apply_to="):
+        old_hooks = steering_hooks(gpt2_like, add=add, positions="prompt")
+    new_hooks = steering_hooks(gpt2_like, add=add, apply_to="prompt")
+    tokens = interp.tokenize(gpt2_like, PROMPTS)[0]
+    with hooked(gpt2_like, old_hooks):
+        a = _generate_tokens(gpt2_like, tokens)
+    with hooked(gpt2_like, new_hooks):
+        b = _generate_tokens(gpt2_like, tokens)
+    assert torch.equal(a, b)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'where'"):
+        steering_hooks(gpt2_like, where="all")
+
+
+def test_steering_function_is_deprecated_for_vector_apply(gpt2_like):
+    assert isinstance(interp.steering, types.ModuleType), "interp.steering is the package, not a function"
+    from interp.steering.generate import steering as old_path  # the old import path still works
+
+    assert old_path is interp.steering.steering
+    v = mean_difference(gpt2_like, POS, NEG, layers=[1])[1]
+    tokens, mask = interp.tokenize(gpt2_like, PROMPTS)
+    with pytest.warns(DeprecationWarning, match=r"use vector\.apply\(model, \.\.\.\)"):
+        old = interp.steering.steering(gpt2_like, v, mode="ablate")
+    with old:
+        assert count_hooks(gpt2_like) == 2 * gpt2_like.cfg.n_layers + 1
+        a = gpt2_like(tokens, attention_mask=mask)
+    assert count_hooks(gpt2_like) == 0
+    with v.apply(gpt2_like, mode="ablate"):
+        b = gpt2_like(tokens, attention_mask=mask)
+    assert torch.equal(a, b)
+    with pytest.warns(DeprecationWarning, match="use apply_to="), \
+            interp.steering.steering(gpt2_like, 3 * v.direction, layer=1, positions="generated"):
+        c = _generate_tokens(gpt2_like, tokens)
+    with (3 * v).apply(gpt2_like, apply_to="generated"):
+        d = _generate_tokens(gpt2_like, tokens)
+    assert torch.equal(c, d) and count_hooks(gpt2_like) == 0
+    with pytest.raises(TypeError, match="unexpected keyword argument 'strength'"):
+        interp.steering.steering(gpt2_like, v, strength=2.0)
+
+
+def test_results_share_the_base_and_layers_take_an_int(gpt2_like):
+    vs = mean_difference(gpt2_like, POS, NEG, layers=1)
+    listed = mean_difference(gpt2_like, POS, NEG, layers=[1])
+    assert vs.layers == (1,) and torch.equal(vs[1].direction, listed[1].direction)
+    assert mean_difference(gpt2_like, POS, NEG, layers=-1).layers == (2,)
+    r = steer(gpt2_like, "hello", vs[1], max_new_tokens=2)
+    for result in (vs, r):
+        assert isinstance(result, Result) and isinstance(result.plot(), go.Figure)
+        assert html.escape(result.summary()) in result._repr_html_() and "<table" in result._repr_html_()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.alpha = 2.0

@@ -1,27 +1,56 @@
 """Steering vectors: extract a direction from contrasting prompts, then add it or project it out.
 
-- `generate.py`: `SteeringVector`, `mean_difference`, `steer`, `orthogonalize`;
-- `refusal.py`: refusal rate and score, side-effect KL, direction selection.
+One module per idea:
+
+- `vector.py`: `SteeringVector`, a direction with its provenance, and `vector.apply(model, ...)`,
+  the context manager that steers every forward pass inside it;
+- `edits.py`: the hook functions (activation addition, directional ablation, `apply_to`);
+- `extract.py`: `mean_difference` -> `SteeringVectors` (one vector per layer and read position);
+- `selection.py`: `select_direction`, Arditi-style choice of a refusal direction;
+- `generate.py`: `steer`, steered and baseline completions side by side (`SteerResult`);
+- `refusal.py`: `refusal_rate`, `refusal_score`, `harmless_kl` (`KLResult`);
+- `weights.py`: `orthogonalize`, directional ablation baked into the weights.
+
+Example:
+    >>> vs = interp.mean_difference(model, harmful, harmless)
+    >>> with vs[2].apply(model, alpha=4.0):
+    ...     model.generate("user : how do i bake bread ? assistant :", max_new_tokens=8)
+    >>> interp.steer(model, ["how do i bake bread ?"], vs[2], alpha=4.0).to_frame()
 """
 
-from interp.steering.generate import (
-    SteeringVector,
-    SteeringVectors,
-    SteerResult,
-    mean_difference,
-    orthogonalize,
-    steer,
-    steering,
-)
+from interp.steering.edits import APPLY_TO, MODES, ablation_hook_names, steering_hooks
+from interp.steering.extract import SteeringVectors, mean_difference
+from interp.steering.generate import SteerResult, steer
 from interp.steering.refusal import (
-    DirectionSelection,
     KLResult,
     harmless_kl,
+    is_refusal,
     refusal_rate,
     refusal_score,
-    select_direction,
+    refusal_token_ids,
 )
+from interp.steering.selection import DirectionSelection, select_direction
+from interp.steering.vector import SteeringVector, steering
+from interp.steering.weights import orthogonalize
 
-__all__ = ["DirectionSelection", "KLResult", "SteerResult", "SteeringVector", "SteeringVectors", "harmless_kl",
-           "mean_difference", "orthogonalize", "refusal_rate", "refusal_score", "select_direction", "steer",
-           "steering"]
+__all__ = [
+    "APPLY_TO",
+    "MODES",
+    "DirectionSelection",
+    "KLResult",
+    "SteerResult",
+    "SteeringVector",
+    "SteeringVectors",
+    "ablation_hook_names",
+    "harmless_kl",
+    "is_refusal",
+    "mean_difference",
+    "orthogonalize",
+    "refusal_rate",
+    "refusal_score",
+    "refusal_token_ids",
+    "select_direction",
+    "steer",
+    "steering",  # deprecated: use vector.apply(model, ...)
+    "steering_hooks",
+]

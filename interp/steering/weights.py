@@ -1,0 +1,74 @@
+"""Directional ablation as a weight edit: a model that cannot write a direction at all.
+
+Ablating a direction `r^` at runtime projects it out of the embedding and of every attention
+and MLP output (`vector.apply(model, mode="ablate")`). Arditi et al. 2024 ("Refusal in language
+models is mediated by a single direction") note that the same edit can be made permanent: the
+residual stream is the sum of what `W_E`, `W_pos` and every block's `W_O`, `b_O`, `W_out`,
+`b_out` write, so projecting each of those orthogonal to `r^` gives a model whose residual
+stream never carries the direction, with no hooks. `orthogonalize` returns such a copy and
+leaves the original untouched.
+
+Example:
+    >>> clean = interp.orthogonalize(model, refusal)
+    >>> interp.steer(clean, harmful, refusal.bind(clean), alpha=0.0).steered
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from jaxtyping import Float
+from transformer_lens import HookedTransformer
+
+from interp.steering.vector import SteeringVector
+
+
+def orthogonalize(
+    model: HookedTransformer, direction: SteeringVector | Float[torch.Tensor, "d_model"]
+) -> HookedTransformer:
+    """A copy of `model` whose weights cannot write `direction` into the residual stream.
+
+    `W_E`, `W_pos` and every block's `W_O`, `b_O`, `W_out`, `b_out` are projected orthogonal to
+    the unit direction: the weight form of `vector.apply(model, mode="ablate")`. The original
+    model is untouched. Models with a norm after each sublayer (Gemma-2) are refused: a norm's
+    output cannot be made orthogonal by editing the matrix before it; use runtime ablation there.
+
+    Example:
+        >>> clean = interp.orthogonalize(model, refusal)
+    """
+    if isinstance(direction, SteeringVector):
+        direction.check(model)
+        direction = direction.direction
+    direction = torch.as_tensor(direction).detach().float().cpu()
+    if direction.ndim != 1 or direction.numel() != model.cfg.d_model:
+        raise ValueError(
+            f"direction must have shape [{model.cfg.d_model}] (d_model), got {tuple(direction.shape)}"
+        )
+    if not torch.isfinite(direction).all() or direction.norm() == 0:
+        raise ValueError("direction must be finite and non-zero")
+    cfg = model.cfg
+    if cfg.use_normalization_before_and_after:
+        raise ValueError(
+            f"{cfg.model_name!r} normalises each sublayer's output; orthogonalize cannot match ablation there"
+        )
+    if getattr(cfg, "num_experts", None):
+        raise ValueError(f"{cfg.model_name!r} is a mixture of experts; orthogonalize does not support it")
+    new = copy.deepcopy(model, memo={id(model.tokenizer): model.tokenizer})
+
+    @torch.no_grad()
+    def project(param: torch.nn.Parameter) -> None:
+        r = (direction / direction.norm()).to(device=param.device, dtype=torch.float32)
+        w = param.data.float()
+        param.data = (w - (w @ r).unsqueeze(-1) * r).to(param.dtype)
+
+    project(new.embed.W_E)
+    if hasattr(new, "pos_embed") and cfg.positional_embedding_type in ("standard", "shortformer"):
+        project(new.pos_embed.W_pos)
+    for block in new.blocks:
+        project(block.attn.W_O)
+        project(block.attn.b_O)
+        if not cfg.attn_only:
+            project(block.mlp.W_out)
+            project(block.mlp.b_out)
+    return new
