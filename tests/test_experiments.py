@@ -87,6 +87,14 @@ def test_refusal_direction(toy_model, tmp_path):
     assert len(n["layer_sweep"]) >= 2 and {"harmful_ablated", "harmless_added"} <= set(n["layer_sweep"][0])
 
 
+def test_sae_features(toy_model, tmp_path):
+    s = _run("sae_features", toy_model, tmp_path)
+    n, c = s["numbers"], s["controls"]
+    assert n["text_feature_fires_harmful"] >= 0.5 and n["text_feature_fires_harmless"] <= 0.1
+    assert n["best_steering"]["steered"] >= 0.8 and n["best_steering"]["unsteered"] == 0
+    assert c["random_direction_same_norm_steered"] <= 0.2
+
+
 def test_an_experiment_runs_as_a_script(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "lens"
