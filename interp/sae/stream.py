@@ -45,11 +45,12 @@ Neuron = tuple[int, int]
 
 @dataclass(frozen=True)
 class Units:
-    """What to track: the hook to read and how to turn its activation into unit activations."""
+    """What to track: the hook to read and how to turn its activation into unit activations
+    (dense `[..., units]` for neurons; `(row, unit, value)` of what fires for SAE features)."""
 
     hook: str
     units: list[int]
-    transform: Callable[[torch.Tensor], torch.Tensor]
+    transform: Callable[[torch.Tensor], Any]
     kind: str
     source: str
     identity: str  # for cache keys: which SAE / which neurons
