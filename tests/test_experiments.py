@@ -95,6 +95,16 @@ def test_sae_features(toy_model, tmp_path):
     assert c["random_direction_same_norm_steered"] <= 0.2
 
 
+def test_task_vectors(toy_model, tmp_path):
+    s = _run("task_vectors", toy_model, tmp_path)
+    n = s["numbers"]
+    assert n["mean_best_accuracy"] >= 0.9 and min(n["mean_accuracy_by_layer"]) <= 0.5
+    assert set(n["tasks"]) == {"antonym", "capital", "language", "plural"}
+    assert n["tasks"]["language"]["best"] - n["tasks"]["language"]["random_at_best"] >= 0.2
+    best = max(n["arithmetic"], key=lambda r: r["capital_answers"])
+    assert best["capital_answers"] >= 0.5 and best["random_same_norm"] <= 0.1  # v(capital) - v(language)
+
+
 def test_an_experiment_runs_as_a_script(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "lens"
