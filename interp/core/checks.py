@@ -120,3 +120,17 @@ def check_finite(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name} is {value!r}: expected a finite number")
     return float(value)
+
+
+def check_context(lengths: Sequence[int], max_new_tokens: int, n_ctx: int, name: str = "prompts") -> None:
+    """Each prompt's token count plus `max_new_tokens` must fit the model's context of `n_ctx`."""
+    check_count(max_new_tokens, "max_new_tokens")
+    longest = max(lengths)
+    if longest + max_new_tokens > n_ctx:
+        i = list(lengths).index(longest)
+        room = n_ctx - longest
+        fix = (f"use max_new_tokens <= {room}" if room >= 1 else f"shorten it below {n_ctx} tokens")
+        raise ValueError(
+            f"{name}[{i}] is {longest} tokens (with its chat template, if any) and max_new_tokens is "
+            f"{max_new_tokens}: {longest + max_new_tokens} tokens do not fit the model's context of {n_ctx}; {fix}"
+        )

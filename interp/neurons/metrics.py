@@ -160,4 +160,11 @@ def metric_values(
         raise ValueError(
             f"metric {metric.name!r} returned {shape}; expected one value per prompt: ({len(rows)},)"
         )
+    bad = ~torch.isfinite(out.detach())
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ValueError(
+            f"metric {metric.name!r} returned {float(out[i])} for prompt {int(rows[i])}: expected finite values "
+            "(a NaN or infinite metric cannot rank or compare neurons)"
+        )
     return out

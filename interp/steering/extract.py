@@ -30,6 +30,7 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from interp.core.checks import check_prompts
 from interp.core.cache import cached, fingerprint
 from interp.core.hooks import harvest, hook_name, resolve_layer
 from interp.core.results import Result
@@ -156,10 +157,11 @@ def check_prompt_set(name: str, prompts: Sequence[str]) -> list[str]:
     """
     if isinstance(prompts, str):
         raise ValueError(f"{name} must be a list of prompts, not one string")
-    prompts = list(prompts)
+    if prompts is None or not hasattr(prompts, "__len__"):
+        raise TypeError(f"{name} is {prompts!r}: expected a list of prompts")
     if len(prompts) < 2:
         raise ValueError(f"{name} has {len(prompts)} prompt(s); a mean needs at least 2")
-    return prompts
+    return check_prompts(prompts, name)
 
 
 def read_positions(model: HookedTransformer, positions: Any, chat: bool) -> tuple[int, ...]:

@@ -27,10 +27,10 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from interp.core.checks import MISSING, check_prompts, renamed
+from interp.core.checks import MISSING, check_context, check_count, check_prompts, renamed
 from interp.core.hooks import hooked
 from interp.core.results import Result
-from interp.core.tokens import maybe_chat, tokenize
+from interp.core.tokens import encode, maybe_chat, tokenize
 from interp.steering.edits import check_apply_to
 from interp.steering.vector import SteeringVector, resolve, vector_hooks
 from interp.steering.vector import steering  # noqa: F401  (deprecated; the old import path keeps working)
@@ -212,7 +212,9 @@ def steer(
     prompts = check_prompts(prompts)
     vector, layer = resolve(model, vector, layer=layer, alpha=alpha, mode=mode)
     check_apply_to(apply_to)
+    check_count(batch_size, "batch_size")
     texts = maybe_chat(model, prompts, chat)
+    check_context([len(r) for r in encode(model, texts)], max_new_tokens, model.cfg.n_ctx)
     kwargs = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, **generation)
     steered: list[str] = []
     batches = range(0, len(texts), batch_size)

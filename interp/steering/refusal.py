@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
-from interp.core.checks import check_prompts
+from interp.core.checks import check_count, check_prompts
 from interp.core.profiles import REFUSAL_PHRASES, profile_for
 from interp.core.readout import last_logits
 from interp.core.results import Result, check_shape
@@ -136,6 +136,7 @@ def refusal_score(
         tensor([9.2])
     """
     prompts = check_prompts(prompts)
+    check_count(batch_size, "batch_size")
     ids = refusal_token_ids(model, refusal_tokens)
     out = []
     for start in range(0, len(prompts), batch_size):
@@ -212,6 +213,7 @@ def harmless_kl(
     if over not in ("all", "last"):
         raise ValueError(f"over {over!r} must be 'all' or 'last'")
     prompts = check_prompts(prompts)
+    check_count(batch_size, "batch_size")
     vector, _ = resolve(model, vector, layer=layer, alpha=alpha, mode=mode)
     per_prompt, ce = [], torch.zeros(2, dtype=torch.float64)
     n_ce = 0
