@@ -112,7 +112,7 @@ def sidebar() -> ModelKey | None:
         return None
     st.session_state["_model_key"] = key
     side.caption(f"Model facts: {facts.name}")
-    side.dataframe(facts.to_frame(), width="stretch")
+    side.dataframe(facts.to_frame(), width="stretch", height="content")
     return key
 
 
@@ -283,10 +283,10 @@ def figure(fig: Any, name: str) -> None:
 
 
 def table(frame: Any, name: str, *, title: str | None = None) -> None:
-    """A result's table with CSV and JSON downloads."""
+    """A result's table with CSV and JSON downloads (short tables shown whole)."""
     if title:
         st.markdown(f"**{title}**")
-    st.dataframe(frame, width="stretch")
+    st.dataframe(frame, width="stretch", height="content" if len(frame) <= 12 else "auto")
     left, right, _ = st.columns([1, 1, 4])
     left.download_button("Download CSV", frame.to_csv().encode(), f"{name}.csv", "text/csv",
                          key=f"csv_{name}")

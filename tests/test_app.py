@@ -125,7 +125,7 @@ def test_patchscopes():
 def test_neurons():
     at = open_page("3_Neurons")
     ok(at)
-    assert figures(at) == 4  # ranking, ablation bars, the neuron's card, its contexts
+    assert figures(at) == 3  # ranking, ablation bars, the neuron's card
     at.selectbox(key="nr_method").select("mean").run()
     ok(at)
     at.text_input(key="nr_typed").input("1:7, 2:x").run()

@@ -106,7 +106,9 @@ if card is not None:
     promoted = [t for t, _ in card.promoted]
     suppressed = [t for t, _ in card.suppressed]
     st.markdown(f"**Promotes:** {', '.join(map(repr, promoted))}  \n**Suppresses:** {', '.join(map(repr, suppressed))}")
-acts = common.run(f"Max-activating contexts of {s.nr_inspect} in the prompts", "neuron_activations",
+acts = common.run(f"Max-activating contexts of {s.nr_inspect} in the prompts above", "neuron_activations",
                   prompts + reference, layer, index, progress=False)
 if acts is not None:
-    common.show(acts, "neuron_activations")
+    with st.expander(f"Max-activating contexts of {s.nr_inspect} in the prompts above, as a table "
+                     f"(density {acts.density:.3f}, mean activation {acts.mean:.3f})"):
+        common.table(acts.to_frame(), "neuron_activations")

@@ -105,24 +105,24 @@ if result is not None:
     b.markdown(f"**Steered** ({s.st_mode}, alpha {s.st_alpha:g}, layer {s.st_layer})")
     b.warning(result.steered[0] or "(nothing)")
     common.table(result.to_frame(), "steered")
+st.download_button("Save this vector (safetensors, with its provenance)",
+                   common.saved_bytes(vector.save, ".safetensors"),
+                   f"steering_L{vector.layer}_{vector.positions}.safetensors", "application/octet-stream",
+                   help="Load it in a notebook with interp.SteeringVector.load(path, model).")
 
 st.markdown("**Refusal rate at this cell**")
 st.number_input("Held-out prompts per set", min_value=1, max_value=64, key="st_eval")
 common.share("st_eval")
 n = int(s.st_eval)
-for label, prompts in (("positive", pos_val[:n]), ("negative", neg_val[:n])):
-    batch = common.run(f"Steering {len(prompts)} held-out {label} prompts", steered, *cell, prompts, alpha, mode,
-                       int(s.st_new_tokens))
-    if batch is not None:
-        steered_rate = interp.refusal_rate(batch.steered, model=common.model())
-        baseline_rate = interp.refusal_rate(batch.baseline, model=common.model())
-        st.metric(f"Refusal rate, held-out {label} prompts", f"{steered_rate:.0%}",
-                  delta=f"{baseline_rate:.0%} unsteered", delta_color="off", delta_arrow="off")
-        with st.expander(f"Completions, {label} prompts"):
-            common.table(batch.to_frame(), f"steered_{label}")
+for column, (label, prompts) in zip(st.columns(2), (("positive", pos_val[:n]), ("negative", neg_val[:n]))):
+    with column:
+        batch = common.run(f"Steering {len(prompts)} held-out {label} prompts", steered, *cell, prompts, alpha,
+                           mode, int(s.st_new_tokens))
+        if batch is not None:
+            steered_rate = interp.refusal_rate(batch.steered, model=common.model())
+            baseline_rate = interp.refusal_rate(batch.baseline, model=common.model())
+            st.metric(f"Refusal rate, held-out {label} prompts", f"{steered_rate:.0%}",
+                      delta=f"{baseline_rate:.0%} unsteered", delta_color="off", delta_arrow="off")
+            with st.expander(f"Completions, {label} prompts"):
+                common.table(batch.to_frame(), f"steered_{label}")
 progress.progress(1.0, text="done")
-
-st.download_button("Save this vector (safetensors, with its provenance)",
-                   common.saved_bytes(vector.save, ".safetensors"),
-                   f"steering_L{vector.layer}_{vector.positions}.safetensors", "application/octet-stream",
-                   help="Load it in a notebook with interp.SteeringVector.load(path, model).")

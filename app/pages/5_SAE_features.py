@@ -113,8 +113,7 @@ feature = int(s.sae_feature)
 shown = common.run(f"Card of feature {feature}", card, key, sae_key, n_docs, feature)
 if shown is not None:
     st.markdown(f"**Promotes:** {', '.join(repr(t) for t, _ in shown.promoted)}  \n"
-                f"**Suppresses:** {', '.join(repr(t) for t, _ in shown.suppressed)}  \n"
-                f"**Density:** {shown.density:.3%} of {n_docs} documents' tokens")
+                f"**Suppresses:** {', '.join(repr(t) for t, _ in shown.suppressed)}")
     common.show(shown, "feature_card")
 
 st.subheader(f"4. Steer with feature {feature}")
