@@ -105,6 +105,14 @@ def test_task_vectors(toy_model, tmp_path):
     assert best["capital_answers"] >= 0.5 and best["random_same_norm"] <= 0.1  # v(capital) - v(language)
 
 
+def test_backpatching(toy_model, tmp_path):
+    s = _run("backpatching", toy_model, tmp_path)
+    n, c = s["numbers"], s["controls"]
+    assert n["n_failures"] >= 5 and n["fixed_any_pair"] >= 0.4
+    assert n["fixed_any_pair"] - c["other_query_fixed_any_pair"] >= 0.2
+    assert n["best_pair"]["source"] > n["best_pair"]["target"]
+
+
 def test_an_experiment_runs_as_a_script(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "lens"
