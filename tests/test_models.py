@@ -208,12 +208,29 @@ def test_unsupported_architecture_names_the_supported_ones(tmp_path):
         interp.load_model(str(folder))
 
 
-def test_corrupt_gguf(tmp_path):
+def _gguf_header(arch: str) -> bytes:
+    """The opening of a GGUF v3 file: one tensor announced, one key (general.architecture)."""
+    import struct
+
+    key, value = b"general.architecture", arch.encode()
+    return (b"GGUF" + struct.pack("<IQQ", 3, 1, 1) + struct.pack("<Q", len(key)) + key
+            + struct.pack("<IQ", 8, len(value)) + value)
+
+
+def test_corrupt_or_unsupported_gguf(tmp_path):
     pytest.importorskip("gguf")
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + bytes(range(256)) * 8)
     with pytest.raises(ValueError, match=r"broken.gguf' is corrupt or truncated .*expected an intact GGUF file"):
         interp.load_model(str(broken))
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(_gguf_header("llama"))  # a valid opening, then nothing
+    with pytest.raises(ValueError, match=r"truncated.gguf' could not be read as a model .*expected an intact"):
+        interp.load_model(str(truncated))
+    other = tmp_path / "other.gguf"
+    other.write_bytes(_gguf_header("bloom"))
+    with pytest.raises(ValueError, match=r"other.gguf' holds a 'bloom' model.*supported: llama, mistral"):
+        interp.load_model(str(other))
 
 
 # --- tokens: BOS in one place, leading spaces -----------------------------------------------------

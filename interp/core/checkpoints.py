@@ -161,27 +161,28 @@ def gguf_entry(path: Path) -> Path:
 
 
 def _load_gguf(path: Path, name: str) -> tuple[HookedTransformer, LoadReport]:
+    from transformers import AutoTokenizer
+
     entry = gguf_entry(path)
     cached = _read_entry(entry, name, path)
     if cached is not None:
         return cached
     hf_model, tokenizer = _dequantise(path)
+    # The tokenizer and config go to the entry first: TransformerLens reloads the tokenizer from
+    # its folder, which must outlive this call. The entry counts only once its weights are written.
     staging = Path(tempfile.mkdtemp(dir=_mkdir(entry.parent), prefix=f".{entry.name}."))
     try:
-        tokenizer.save_pretrained(staging)  # TransformerLens reloads the tokenizer from a folder
+        tokenizer.save_pretrained(staging)
         hf_model.config.save_pretrained(staging)
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(staging, local_files_only=True)
-        model, gap = hooked_from_hf(hf_model, tokenizer, name=name, where=repr(str(path)))
-        _save_entry(staging, model, gap, path)
         shutil.rmtree(entry, ignore_errors=True)
         os.replace(staging, entry)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    fresh = _read_entry(entry, name, path)  # the model TransformerLens holds points at the entry's tokenizer
-    return fresh if fresh is not None else (model, LoadReport(str(path.resolve()), gap))
+    tokenizer = AutoTokenizer.from_pretrained(entry, local_files_only=True)
+    model, gap = hooked_from_hf(hf_model, tokenizer, name=name, where=repr(str(path)))
+    _save_weights(entry, model, gap, path)
+    return model, LoadReport(str(path.resolve()), gap)
 
 
 def _mkdir(folder: Path) -> Path:
@@ -193,54 +194,86 @@ def _mkdir(folder: Path) -> Path:
 GGUF_ARCHITECTURES = ("llama", "mistral", "qwen2", "gemma", "gemma2", "gpt2")
 
 
+_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+
 def gguf_architecture(path: Path) -> str:
-    """Read a GGUF file's header and tensor table; its `general.architecture`.
+    """A GGUF file's `general.architecture`, read from its header (the key-value pairs that open
+    the file) without parsing the rest, checked against `GGUF_ARCHITECTURES`.
 
     Raises:
-        ImportError: the `gguf` package is missing (the message says how to install it).
-        ValueError: the file is corrupt or truncated, or its architecture is not supported.
+        ValueError: the header is damaged, or the architecture is not supported.
     """
-    try:
-        import gguf
-    except ImportError as err:
-        raise ImportError(f"reading {str(path)!r} needs the gguf package: pip install gguf") from err
-    try:
-        reader = gguf.GGUFReader(str(path))
-        arch = str(reader.fields["general.architecture"].contents())
-    except Exception as err:  # the reader raises ValueError, KeyError, struct.error, ... on damage
-        raise ValueError(f"GGUF file {str(path)!r} is corrupt or truncated ({type(err).__name__}: {err}); "
-                         f"expected an intact GGUF file") from err
-    if arch not in GGUF_ARCHITECTURES:
-        raise ValueError(f"GGUF file {str(path)!r} holds a {arch!r} model, which cannot be converted to a "
+    import struct
+
+    def fail(why: str) -> ValueError:
+        return ValueError(f"GGUF file {str(path)!r} is corrupt or truncated ({why}); expected an intact GGUF file")
+
+    with open(path, "rb") as f:
+        def read(fmt: str):
+            size = struct.calcsize("<" + fmt)
+            raw = f.read(size)
+            if len(raw) != size:
+                raise fail("the header ends early")
+            return struct.unpack("<" + fmt, raw)[0]
+
+        def text() -> str:
+            return f.read(read("Q")).decode("utf-8", errors="replace")
+
+        def value(kind: int):
+            if kind in _SCALARS:
+                return read(_SCALARS[kind])
+            if kind == 8:
+                return text()
+            if kind == 9:
+                item, count = read("I"), read("Q")
+                return [value(item) for _ in range(count)]
+            raise fail(f"unknown value type {kind}")
+
+        if f.read(4) != _GGUF_MAGIC or read("I") not in (2, 3):
+            raise fail("not GGUF version 2 or 3")
+        read("Q")
+        for _ in range(read("Q")):
+            key, found = text(), value(read("I"))
+            if key == "general.architecture":
+                break
+        else:
+            raise fail("no general.architecture in its header")
+    if found not in GGUF_ARCHITECTURES:
+        raise ValueError(f"GGUF file {str(path)!r} holds a {found!r} model, which cannot be converted to a "
                          f"HookedTransformer here; supported: {', '.join(GGUF_ARCHITECTURES)}")
-    return arch
+    return found
 
 
 def _dequantise(path: Path) -> tuple[Any, Any]:
     """The float32 Hugging Face model and tokenizer of a GGUF file."""
     gguf_architecture(path)
+    try:
+        import gguf  # noqa: F401
+    except ImportError as err:
+        raise ImportError(f"reading {str(path)!r} needs the gguf package: pip install gguf") from err
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     where = dict(pretrained_model_name_or_path=path.parent, gguf_file=path.name, local_files_only=True)
     try:
         tokenizer = AutoTokenizer.from_pretrained(**where)
         hf_model = AutoModelForCausalLM.from_pretrained(**where, dtype=torch.float32)
-    except (ValueError, KeyError, OSError, IndexError, TypeError, AttributeError) as err:
+    except Exception as err:  # the GGUF reader raises ValueError, KeyError, struct.error, ... on damage
         raise ValueError(
             f"GGUF file {str(path)!r} could not be read as a model ({type(err).__name__}: {err}); "
-            f"expected an intact GGUF file of a supported architecture"
+            f"expected an intact GGUF file"
         ) from err
     hf_model.eval()
     return hf_model, tokenizer
 
 
-def _save_entry(folder: Path, model: HookedTransformer, gap: float | None, source: Path) -> None:
-    from safetensors.torch import save_file
+def _save_weights(folder: Path, model: HookedTransformer, gap: float | None, source: Path) -> None:
+    """Write the converted weights into the entry, atomically (`interp.core.cache.save`)."""
+    from interp.core.cache import save
 
     meta = {"format": _FORMAT, "source": str(source.resolve()), "logit_gap": repr(gap),
             "tolerance": repr(LOGIT_TOLERANCE), "default_prepend_bos": str(model.cfg.default_prepend_bos)}
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / "model.safetensors"), metadata=meta)
+    save(folder / "model.safetensors", dict(model.named_parameters()), meta)  # buffers are rebuilt
 
 
 def _read_entry(entry: Path, name: str, source: Path) -> tuple[HookedTransformer, LoadReport] | None:
@@ -261,7 +294,10 @@ def _read_entry(entry: Path, name: str, source: Path) -> tuple[HookedTransformer
         hf_config = AutoConfig.from_pretrained(entry, local_files_only=True)
         cfg = tl_config(hf_config, name=name, prepend_bos=tokenizer_adds_bos(tokenizer), where=repr(str(source)))
         model = build_hooked(cfg, tokenizer)
-        model.load_state_dict(load_file(str(weights)), strict=True)
+        params = load_file(str(weights))
+        if set(params) != {name for name, _ in model.named_parameters()}:
+            return None
+        model.load_state_dict(params, strict=False)
     except Exception:  # a corrupt or mismatched entry is rebuilt, never trusted
         return None
     gap = None if meta.get("logit_gap") in (None, "None") else float(meta["logit_gap"])
