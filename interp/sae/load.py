@@ -72,8 +72,9 @@ def load_sae(
     """Load a sparse autoencoder: a sae-lens release, or the built-in SAE `"toy"`.
 
     Args:
-        release: `"toy"` (shipped with the package, works offline) or a sae-lens release such
-            as `"gpt2-small-res-jb"` or `"gemma-scope-2b-pt-res-canonical"`.
+        release: `"toy"` (shipped with the package, works offline), a folder saved by sae-lens
+            (`cfg.json` + `sae_weights.safetensors`, checked by `check_sae_folder` first), or a
+            sae-lens release such as `"gpt2-small-res-jb"` or `"gemma-scope-2b-pt-res-canonical"`.
         sae_id: the SAE within the release, e.g. `"blocks.8.hook_resid_pre"` or
             `"layer_20/width_16k/canonical"`; for `"toy"` it may be omitted.
         device: where to put the SAE; cuda, then mps, then cpu when None.
@@ -97,6 +98,13 @@ def load_sae(
         raise ValueError(f"release {release!r} must be a non-empty string such as 'toy' or 'gpt2-small-res-jb'")
     if release == TOY:
         return _load_toy_sae(sae_id, dev)
+    if (Path(release) / "cfg.json").exists():  # a saved SAE folder
+        from sae_lens import SAE
+
+        check_sae_folder(release)
+        with no_loading_advice():
+            sae = SAE.load_from_disk(release, device=str(dev))
+        return sae.eval()
     from sae_lens import SAE
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
@@ -152,6 +160,56 @@ def shipped_fingerprint(folder: str | Path | None = None) -> str:
     return fingerprint_weights(header, weights.items())
 
 
+def check_sae_folder(folder: str | Path) -> None:
+    """Check a saved SAE (sae-lens' `cfg.json` + `sae_weights.safetensors`) before loading it:
+    the config's keys and types, the weights' names and shapes against the config, finite values,
+    and that the hook it names is the layer its metadata records. Each failure is a ValueError
+    naming the file and what is wrong (the model loader checks its artifacts the same way)."""
+    import json
+
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    cfg_path, weights_path = folder / "cfg.json", folder / "sae_weights.safetensors"
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"SAE config {cfg_path} is unreadable: {err}") from err
+    if not isinstance(cfg, dict):
+        raise ValueError(f"SAE config {cfg_path} must be a JSON object, got {type(cfg).__name__}")
+    meta = cfg.get("metadata")
+    for key in ("d_in", "d_sae"):
+        if isinstance(cfg.get(key), bool) or not isinstance(cfg.get(key), int) or cfg[key] < 1:
+            raise ValueError(f"SAE config {cfg_path}: {key} is {cfg.get(key)!r}, expected a positive int")
+    if not isinstance(meta, dict) or not isinstance(meta.get("hook_name"), str):
+        raise ValueError(f"SAE config {cfg_path}: metadata.hook_name is missing; expected e.g. 'blocks.2.hook_resid_post'")
+    hook = meta["hook_name"]
+    recorded = meta.get("layer")
+    named = hook.split(".")[1] if hook.startswith("blocks.") else None
+    if recorded is not None and named is not None and str(recorded) != named:
+        raise ValueError(f"SAE config {cfg_path}: hook {hook!r} is not layer {recorded}, the layer it was trained on")
+    d_in, d_sae = cfg["d_in"], cfg["d_sae"]
+    want = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
+    try:
+        with safe_open(str(weights_path), framework="pt") as f:
+            names = set(f.keys())
+            missing = sorted(set(want) - names)
+            if missing:
+                raise ValueError(f"SAE weights {weights_path} lack {missing} (have {sorted(names)})")
+            for name, shape in want.items():
+                tensor = f.get_tensor(name)
+                if tuple(tensor.shape) != shape:
+                    raise ValueError(f"SAE weights {weights_path}: {name} has shape {tuple(tensor.shape)}, but "
+                                     f"cfg.json's d_in={d_in}, d_sae={d_sae} need {shape}")
+                if not bool(torch.isfinite(tensor).all()):
+                    bad = int((~torch.isfinite(tensor)).sum())
+                    raise ValueError(f"SAE weights {weights_path}: {name} holds {bad} non-finite values")
+    except ValueError:
+        raise
+    except Exception as err:  # safetensors raises its own error types for truncated or garbled files
+        raise ValueError(f"SAE weights {weights_path} are unreadable (truncated or not safetensors): {err}") from err
+
+
 def _load_toy_sae(sae_id: str | None, device: torch.device) -> SAE:
     from sae_lens import SAE
 
@@ -162,6 +220,7 @@ def _load_toy_sae(sae_id: str | None, device: torch.device) -> SAE:
         raise ModelNotAvailableError(
             f"the built-in SAE has not been trained yet (no {folder / 'cfg.json'}); run `{TOY_SAE_RETRAIN}`"
         )
+    check_sae_folder(folder)
     with no_loading_advice():
         sae = SAE.load_from_disk(folder, device=str(device))
     hook = sae.cfg.metadata.hook_name
