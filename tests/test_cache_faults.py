@@ -140,3 +140,29 @@ def test_read_refuses_a_file_without_checksum(tmp_path):
     assert torch.equal(tensors["a"], torch.ones(2)) and meta["k"] == "v"
     with pytest.raises(cache.CorruptEntry, match="k="):
         cache.read(path, {"k": "w"})
+
+
+def test_a_generated_corpus_has_an_identity_and_is_cached(toy_model, tmp_path, monkeypatch):
+    import interp
+    import interp.toy.corpus as corpus
+
+    monkeypatch.setenv(cache.ENV_VAR, str(tmp_path))
+    calls = []
+    real = corpus._generate_documents
+
+    def counting(**params):
+        calls.append(params)
+        return real(**params)
+
+    monkeypatch.setattr(corpus, "_generate_documents", counting)
+    docs = corpus.documents(60, seed=4)
+    assert list(docs) == list(corpus.documents(60, seed=4)) and len(docs) == 60
+    calls.clear()
+    first = interp.max_activating_examples(toy_model, (1, 5), corpus.documents(60, seed=4), progress=False)
+    assert calls, "the first call streams the corpus"
+    calls.clear()
+    again = interp.max_activating_examples(toy_model, (1, 5), corpus.documents(60, seed=4), progress=False)
+    assert not calls, "a second call with the same named corpus is a cache hit without generating it"
+    assert torch.equal(first.values, again.values)
+    other = interp.max_activating_examples(toy_model, (1, 5), corpus.documents(60, seed=5), progress=False)
+    assert calls and not torch.equal(first.values, other.values)

@@ -3,6 +3,11 @@
 A corpus may be a list of strings, any iterable or generator of strings, a path to a text file
 (one example per non-empty line), a folder of `.txt` files, or a Hugging Face dataset (its
 `"text"` column). Nothing is read into memory up front.
+
+A corpus that is generated on the fly (the built-in model's documents) is a `NamedCorpus`: it
+iterates afresh every time and carries a name and parameters, so results computed over it can
+be cached under that identity without reading it (a bare generator has no identity: it can be
+hashed only by streaming it).
 """
 
 from __future__ import annotations
@@ -13,6 +18,36 @@ from pathlib import Path
 from typing import Any
 
 Corpus = str | Path | Iterable[str] | Any
+
+
+class NamedCorpus:
+    """A re-iterable corpus with an identity: `factory(**params)` yields its texts.
+
+    Example:
+        >>> docs = NamedCorpus("toy-documents", lambda n: (f"doc {i}" for i in range(n)), n=3)
+        >>> list(docs), docs.key, len(docs)
+        (['doc 0', 'doc 1', 'doc 2'], 'toy-documents(n=3)', 3)
+    """
+
+    def __init__(self, name: str, factory: Any, length: int | None = None, **params: Any) -> None:
+        self.name, self.factory, self.params = name, factory, params
+        self.length = length if length is not None else params.get("n")
+
+    @property
+    def key(self) -> str:
+        """The corpus' identity: its name and parameters (what a cache entry is keyed by)."""
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in sorted(self.params.items()))})"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.factory(**self.params))
+
+    def __len__(self) -> int:
+        if self.length is None:
+            raise TypeError(f"{self.key} does not know its length")
+        return int(self.length)
+
+    def __repr__(self) -> str:
+        return f"NamedCorpus({self.key})"
 
 
 def iter_texts(corpus: Corpus, *, column: str = "text", limit: int | None = None) -> Iterator[str]:

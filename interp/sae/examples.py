@@ -40,7 +40,7 @@ from interp.core.profiles import profile_for
 from interp.core.results import Result
 from interp.core.topk import HIST_EDGES, PAD
 from interp.data import FOLDER as PROMPT_SETS
-from interp.data.corpus import Corpus, iter_texts
+from interp.data.corpus import NamedCorpus, Corpus, iter_texts
 from interp.sae.stream import Neuron, resolve_units, stream_topk
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -282,8 +282,9 @@ def max_activating_examples(
 
     if not cache:
         tensors = compute(iter_texts(corpus))
-    elif cache_key is not None or _reiterable(corpus):
-        key = f"key:{cache_key}" if cache_key is not None else _texts_hash(corpus)
+    elif cache_key is not None or isinstance(corpus, NamedCorpus) or _reiterable(corpus):
+        key = (f"key:{cache_key}" if cache_key is not None
+               else f"named:{corpus.key}" if isinstance(corpus, NamedCorpus) else _texts_hash(corpus))
         tensors = cached(model, "max_activating", {**args, "corpus": key}, lambda: compute(iter_texts(corpus)))
     else:  # a one-shot stream: hash it on the way, then store under its content hash
         hasher = hashlib.sha256()

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
+from interp.data.corpus import NamedCorpus
 from interp.toy.corpus import agreement, chat, facts, icl, lexical
 from interp.toy.corpus.agreement import (
     NOUNS, PLURAL_VERBS, PREPOSITIONS, SINGULAR_VERBS, VERB_PAIRS, AgreementPrompt,
@@ -176,8 +177,12 @@ def document(rng: random.Random, split: str = "train", kind: str | None = None) 
     raise ValueError(f"unknown document kind {kind!r}; kinds are {list(DOCUMENT_KINDS)}")
 
 
-def documents(n: int, *, seed: int = 0, split: str = "train") -> Iterator[str]:
-    """Yield `n` documents (a mix of all skills), deterministic for a given seed and split.
+def documents(n: int, *, seed: int = 0, split: str = "train") -> NamedCorpus:
+    """`n` documents (a mix of all skills), deterministic for a given seed and split.
+
+    The result iterates afresh each time and is named by its arguments, so a result computed
+    over it (`interp.max_activating_examples(model, sae, documents(3000))`) is cached under that
+    name and the second call is a cache hit without generating the documents again.
 
     `split="heldout"` yields documents built only from held-out material (requests,
     capital combinations, agreement triples, few-shot queries, the copy prefix).
@@ -188,8 +193,12 @@ def documents(n: int, *, seed: int = 0, split: str = "train") -> Iterator[str]:
         True
     """
     check_split(split)
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be an int >= 0, got {n!r}")
+    return NamedCorpus("interp.toy.corpus.documents", _generate_documents, n=n, seed=seed, split=split)
+
+
+def _generate_documents(n: int, seed: int, split: str) -> Iterator[str]:
     rng = random.Random(f"documents-{seed}-{split}")
     for _ in range(n):
         yield document(rng, split)
