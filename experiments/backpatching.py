@@ -32,8 +32,11 @@ from interp.core.report import ExperimentConfig, Notebook, load_for, parse_confi
 NAME = "backpatching"
 RESULTS = Path(__file__).resolve().parent / "results"
 #: (second-hop template with {x}, the answer's field); {x} is the country for one hop, the capital for two
-TOY_HOPS = (("the language of {x} is", "language"), ("{x} is a country in", "continent"),
-            ("people in {x} speak", "language"))
+TOY_HOPS = (
+    ("the language of {x} is", "language"),
+    ("{x} is a country in", "continent"),
+    ("people in {x} speak", "language"),
+)
 TOY_PREFIXES = ("", "as you know , ", "in fact , ", "i think ", "everyone knows that ")
 
 
@@ -52,23 +55,39 @@ class Config(ExperimentConfig):
     min_failures: int = 5
     """Fewer failures than this: too few to measure (not reproduced)."""
 
-    QUICK: ClassVar[dict[str, Any]] = {"n_countries": 40, "prefixes": ("as you know , ", "in fact , ", "i think ")}
+    QUICK: ClassVar[dict[str, Any]] = {
+        "n_countries": 40,
+        "prefixes": ("as you know , ", "in fact , ", "i think "),
+    }
 
 
 def queries(model, cfg: Config) -> list[dict[str, str]]:
     """Two-hop queries with their one-hop versions: `two`, `hop1` (capital -> country), `one`."""
     if interp.profile_for(model).name != "toy":
         pairs = interp.data.pairs("country_capital")[: cfg.n_countries]
-        return [{"two": f"The capital of the country whose capital is {cap} is", "answer": cap,
-                 "hop1": f"{cap} is the capital of", "bridge": c, "one": f"The capital of {c} is"}
-                for c, cap in pairs]
+        return [
+            {
+                "two": f"The capital of the country whose capital is {cap} is",
+                "answer": cap,
+                "hop1": f"{cap} is the capital of",
+                "bridge": c,
+                "one": f"The capital of {c} is",
+            }
+            for c, cap in pairs
+        ]
     out = []
     for c in interp.toy.corpus.COUNTRIES[: cfg.n_countries]:
         for prefix in cfg.prefixes:
             for template, field in TOY_HOPS:
-                out.append({"two": prefix + template.format(x=c.capital), "one": prefix + template.format(x=c.country),
-                            "answer": c[field].split()[0], "hop1": f"{c.capital} is the capital of",
-                            "bridge": c.country})
+                out.append(
+                    {
+                        "two": prefix + template.format(x=c.capital),
+                        "one": prefix + template.format(x=c.country),
+                        "answer": c[field].split()[0],
+                        "hop1": f"{c.capital} is the capital of",
+                        "bridge": c.country,
+                    }
+                )
     return out
 
 
@@ -86,65 +105,137 @@ def run(cfg: Config, model=None) -> dict:
     fixes = torch.zeros(len(failures), len(pairs), dtype=torch.bool)
     control = torch.zeros(len(failures), len(pairs), dtype=torch.bool)
     for i, q in enumerate(tqdm(failures, desc="back-patching")):
-        others = [f for f in failures[i + 1:] + failures[:i] if f["answer"] != q["answer"]] or [q]
+        others = [f for f in failures[i + 1 :] + failures[:i] if f["answer"] != q["answer"]] or [q]
         other = others[0]["two"]  # the next failure with another answer: its state should not fix this one
         for row, source in ((fixes, q["two"]), (control, other)):
-            ps = interp.patchscope(model, source, source_position=-1, target=q["two"], placeholder=-1,
-                                   target_layers=list(range(n)), max_new_tokens=1)
-            got = {(s, t): f.strip().lower() == q["answer"].lower()
-                   for s, t, f in zip(ps.source_layers, ps.target_layers, ps.first_tokens)}
+            ps = interp.patchscope(
+                model,
+                source,
+                source_position=-1,
+                target=q["two"],
+                placeholder=-1,
+                target_layers=list(range(n)),
+                max_new_tokens=1,
+            )
+            got = {
+                (s, t): f.strip().lower() == q["answer"].lower()
+                for s, t, f in zip(ps.source_layers, ps.target_layers, ps.first_tokens)
+            }
             row[i] = torch.tensor([got[p] for p in pairs])
     nf = max(len(failures), 1)
     fixed, fixed_ctrl = float(fixes.any(1).sum()) / nf, float(control.any(1).sum()) / nf
     per_pair, per_pair_ctrl = fixes.float().mean(0), control.float().mean(0)
     best = int(per_pair.argmax()) if pairs else 0
-    reproduced = (len(failures) >= cfg.min_failures and fixed >= cfg.min_fixed
-                  and fixed - fixed_ctrl >= cfg.min_margin)
+    reproduced = (
+        len(failures) >= cfg.min_failures and fixed >= cfg.min_fixed and fixed - fixed_ctrl >= cfg.min_margin
+    )
 
     grid = torch.full((n, n), float("nan"))
     for (s, t), v in zip(pairs, per_pair.tolist()):
         grid[s, t] = v
-    fig = go.Figure(go.Heatmap(z=grid.tolist(), x=[str(t) for t in range(n)], y=[str(s) for s in range(n)],
-                               colorscale="Blues", zmin=0, zmax=1, texttemplate="%{z:.2f}"))
-    fig.update_layout(title=f"Share of {len(failures)} two-hop failures fixed, per (source, target) layer",
-                      xaxis_title="target layer (earlier; resid_pre)", yaxis_title="source layer (later)")
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid.tolist(),
+            x=[str(t) for t in range(n)],
+            y=[str(s) for s in range(n)],
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            texttemplate="%{z:.2f}",
+        )
+    )
+    fig.update_layout(
+        title=f"Share of {len(failures)} two-hop failures fixed, per (source, target) layer",
+        xaxis_title="target layer (earlier; resid_pre)",
+        yaxis_title="source layer (later)",
+    )
     nb.figure("fix_rate_grid", fig, "share of failures each back-patching pair fixes")
-    fig = go.Figure(go.Bar(x=["back-patching (any pair)", "control: another query's state"], y=[fixed, fixed_ctrl],
-                           marker_color=["#1c7ed6", "#adb5bd"]))
+    fig = go.Figure(
+        go.Bar(
+            x=["back-patching (any pair)", "control: another query's state"],
+            y=[fixed, fixed_ctrl],
+            marker_color=["#1c7ed6", "#adb5bd"],
+        )
+    )
     fig.update_layout(title="Two-hop failures fixed", yaxis_title="share", yaxis_range=[0, 1])
     nb.figure("fixed_vs_control", fig, "failures fixed by back-patching vs by patching another query's state")
-    nb.table("Per layer pair", [{"source layer": s, "target layer": t, "fixed": float(per_pair[j]),
-                                 "control": float(per_pair_ctrl[j])} for j, (s, t) in enumerate(pairs)])
-    nb.table("Failures (first 10)", [{"two-hop query": q["two"], "answer": q["answer"], "bridge": q["bridge"],
-                                      "fixed": bool(fixes[i].any())} for i, q in enumerate(failures[:10])])
-    numbers = {"n_queries": len(qs), "two_hop_correct": float(two.float().mean()),
-               "both_one_hops_known": known, "n_failures": len(failures), "fixed_any_pair": fixed,
-               "best_pair": {"source": pairs[best][0], "target": pairs[best][1], "fixed": float(per_pair[best])}
-               if pairs else None, "fixed_by_pair": {f"{s}->{t}": float(v) for (s, t), v in zip(pairs, per_pair)}}
+    nb.table(
+        "Per layer pair",
+        [
+            {
+                "source layer": s,
+                "target layer": t,
+                "fixed": float(per_pair[j]),
+                "control": float(per_pair_ctrl[j]),
+            }
+            for j, (s, t) in enumerate(pairs)
+        ],
+    )
+    nb.table(
+        "Failures (first 10)",
+        [
+            {
+                "two-hop query": q["two"],
+                "answer": q["answer"],
+                "bridge": q["bridge"],
+                "fixed": bool(fixes[i].any()),
+            }
+            for i, q in enumerate(failures[:10])
+        ],
+    )
+    numbers = {
+        "n_queries": len(qs),
+        "two_hop_correct": float(two.float().mean()),
+        "both_one_hops_known": known,
+        "n_failures": len(failures),
+        "fixed_any_pair": fixed,
+        "best_pair": {"source": pairs[best][0], "target": pairs[best][1], "fixed": float(per_pair[best])}
+        if pairs
+        else None,
+        "fixed_by_pair": {f"{s}->{t}": float(v) for (s, t), v in zip(pairs, per_pair)},
+    }
     return nb.finish(
-        question="When a model knows both hops of a two-hop question but answers it wrongly, does re-running its "
-                 "upper layers on a later state (back-patching) fix the answer?",
-        method=(f"{len(qs)} two-hop queries (bridge: a capital's country); kept the {len(failures)} whose one-hop "
-                f"versions the model answers right and whose composition it answers wrong. For each, the last "
-                f"position's resid_pre at every later layer patched into every earlier layer of the same prompt "
-                f"({len(pairs)} pairs, one batched patchscope); fixed = some pair's first token is the answer. "
-                f"Control: the same pairs patched from the next failing query with a different answer."),
-        claim="Back-patching fixes a large share of two-hop failures (40-60% in the lecture, up to 66% in the "
-              "paper), far more than patching an unrelated state.",
-        criterion=(f">= {cfg.min_failures} failures; fixed by some pair >= {cfg.min_fixed}; and >= {cfg.min_margin} "
-                   f"above the other-query control"),
-        reproduced=reproduced, numbers=numbers,
-        controls={"other_query_fixed_any_pair": fixed_ctrl,
-                  "other_query_fixed_by_pair": {f"{s}->{t}": float(v) for (s, t), v in zip(pairs, per_pair_ctrl)}},
-        conclusion=(f"{len(failures)} of {len(qs)} queries fail with both hops known; back-patching fixes "
-                    f"{fixed:.0%} of them (best single pair "
-                    f"{(pairs[best] if pairs else None)}: {float(per_pair[best]) if pairs else 0:.0%}); patching "
-                    f"another query's state fixes {fixed_ctrl:.0%}."),
-        published=("Biran et al. 2024 (LLaMA 2/3, Pythia, ...): back-patching fixes up to 66% of two-hop failures "
-                   "whose hops are known; the lecture cites 40-60%."),
-        differences=("The built-in model has 4 layers and learned some capital-level facts directly, so its "
-                     "failures come from phrasings (prefixes) it composes badly; 'fixed by some pair' picks the "
-                     "best of six pairs per query, as the paper's upper bound does, which the control also gets."),
+        question=(
+            "When a model knows both hops of a two-hop question but answers it wrongly, does re-running its "
+            "upper layers on a later state (back-patching) fix the answer?"
+        ),
+        method=(
+            f"{len(qs)} two-hop queries (bridge: a capital's country); kept the {len(failures)} whose "
+            "one-hop "
+            f"versions the model answers right and whose composition it answers wrong. For each, the last "
+            f"position's resid_pre at every later layer patched into every earlier layer of the same prompt "
+            f"({len(pairs)} pairs, one batched patchscope); fixed = some pair's first token is the answer. "
+            f"Control: the same pairs patched from the next failing query with a different answer."
+        ),
+        claim=(
+            "Back-patching fixes a large share of two-hop failures (40-60% in the lecture, up to 66% in the "
+            "paper), far more than patching an unrelated state."
+        ),
+        criterion=(
+            f">= {cfg.min_failures} failures; fixed by some pair >= {cfg.min_fixed}; and >= {cfg.min_margin} "
+            f"above the other-query control"
+        ),
+        reproduced=reproduced,
+        numbers=numbers,
+        controls={
+            "other_query_fixed_any_pair": fixed_ctrl,
+            "other_query_fixed_by_pair": {f"{s}->{t}": float(v) for (s, t), v in zip(pairs, per_pair_ctrl)},
+        },
+        conclusion=(
+            f"{len(failures)} of {len(qs)} queries fail with both hops known; back-patching fixes "
+            f"{fixed:.0%} of them (best single pair "
+            f"{(pairs[best] if pairs else None)}: {float(per_pair[best]) if pairs else 0:.0%}); patching "
+            f"another query's state fixes {fixed_ctrl:.0%}."
+        ),
+        published=(
+            "Biran et al. 2024 (LLaMA 2/3, Pythia, ...): back-patching fixes up to 66% of two-hop failures "
+            "whose hops are known; the lecture cites 40-60%."
+        ),
+        differences=(
+            "The built-in model has 4 layers and learned some capital-level facts directly, so its "
+            "failures come from phrasings (prefixes) it composes badly; 'fixed by some pair' picks the "
+            "best of six pairs per query, as the paper's upper bound does, which the control also gets."
+        ),
     )
 
 

@@ -60,7 +60,9 @@ def prompt_set(model, cfg: Config) -> list[tuple[str, str, str]]:
         pairs = interp.data.pairs("country_capital")
         template = cfg.template or "The capital of {country} is"
     pairs = pairs[: cfg.n_prompts]
-    return [(template.format(country=c), cap, pairs[(i + 1) % len(pairs)][1]) for i, (c, cap) in enumerate(pairs)]
+    return [
+        (template.format(country=c), cap, pairs[(i + 1) % len(pairs)][1]) for i, (c, cap) in enumerate(pairs)
+    ]
 
 
 def run(cfg: Config, model=None) -> dict:
@@ -72,16 +74,20 @@ def run(cfg: Config, model=None) -> dict:
         lens = interp.logit_lens(model, prompt, positions=-1, targets=[answer, control], k=cfg.k)
         lenses.append(lens)
         first = lens.first_top1(lens.target_ids[0], stays=True)
-        rows.append({
-            "prompt": prompt, "answer": answer,
-            "final_top1": lens.top1()[-1], "correct": lens.top_ids[-1, 0, 0].item() == lens.target_ids[0],
-            "first_layer": None if first is None else lens.layers[first],
-            "first_row": first,
-            "rank": lens.trajectory(lens.target_ids[0], metric="rank"),
-            "prob": lens.trajectory(lens.target_ids[0], metric="prob"),
-            "control_rank": lens.trajectory(lens.target_ids[1], metric="rank"),
-            "entropy": lens.entropy[:, 0],
-        })
+        rows.append(
+            {
+                "prompt": prompt,
+                "answer": answer,
+                "final_top1": lens.top1()[-1],
+                "correct": lens.top_ids[-1, 0, 0].item() == lens.target_ids[0],
+                "first_layer": None if first is None else lens.layers[first],
+                "first_row": first,
+                "rank": lens.trajectory(lens.target_ids[0], metric="rank"),
+                "prob": lens.trajectory(lens.target_ids[0], metric="prob"),
+                "control_rank": lens.trajectory(lens.target_ids[1], metric="rank"),
+                "entropy": lens.entropy[:, 0],
+            }
+        )
     layers = list(lenses[0].layers)
     correct = [r for r in rows if r["correct"]]
     ranks = torch.stack([r["rank"] for r in rows]).float()
@@ -94,63 +100,125 @@ def run(cfg: Config, model=None) -> dict:
     stays = len(first_rows) / max(len(correct), 1)
     median_first = layers[int(statistics.median_low(first_rows))] if first_rows else None
     numbers = {
-        "n_prompts": len(rows), "final_accuracy": accuracy, "answer_top1_at_embedding": embed_hits,
+        "n_prompts": len(rows),
+        "final_accuracy": accuracy,
+        "answer_top1_at_embedding": embed_hits,
         "correct_prompts_where_answer_becomes_and_stays_top1": stays,
-        "median_first_layer_top1": median_first, "layers": layers,
-        "share_top1_by_layer": top1, "median_rank_by_layer": ranks.median(0).values,
+        "median_first_layer_top1": median_first,
+        "layers": layers,
+        "share_top1_by_layer": top1,
+        "median_rank_by_layer": ranks.median(0).values,
         "mean_prob_by_layer": torch.stack([r["prob"] for r in rows]).mean(0),
         "mean_entropy_by_layer_nats": entropy,
     }
-    controls = {"control_token": "another country's capital, same prompt",
-                "control_median_rank_by_layer": ctrl.median(0).values,
-                "control_share_top1_by_layer": (ctrl == 1).float().mean(0)}
-    reproduced = accuracy >= cfg.min_accuracy and embed_hits <= cfg.max_embed_hits and stays >= cfg.min_accuracy
+    controls = {
+        "control_token": "another country's capital, same prompt",
+        "control_median_rank_by_layer": ctrl.median(0).values,
+        "control_share_top1_by_layer": (ctrl == 1).float().mean(0),
+    }
+    reproduced = (
+        accuracy >= cfg.min_accuracy and embed_hits <= cfg.max_embed_hits and stays >= cfg.min_accuracy
+    )
 
     fig = go.Figure()
     for name, data, color in (("answer", ranks, "#1c7ed6"), ("control (other capital)", ctrl, "#adb5bd")):
         q = data.quantile(torch.tensor([0.25, 0.5, 0.75]), dim=0)
-        fig.add_trace(go.Scatter(x=layers + layers[::-1], y=q[2].tolist() + q[0].flip(0).tolist(), fill="toself",
-                                 line=dict(width=0), fillcolor=color, opacity=0.2, showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=layers, y=q[1].tolist(), name=f"{name}: median rank", line=dict(color=color)))
-    fig.update_layout(title=f"Rank of the answer under the logit lens ({len(rows)} capital prompts; band: IQR)",
-                      xaxis_title="layer (embed, then each block's output)", yaxis_title="rank (1 = top)",
-                      yaxis_type="log")
-    nb.figure("rank_trajectory", fig, "median rank (log scale) of the capital and of a control capital per layer")
-    fig = go.Figure([go.Bar(x=layers, y=top1.tolist(), name="answer top-1", marker_color="#1c7ed6"),
-                     go.Scatter(x=layers, y=entropy.tolist(), name="entropy (nats)", yaxis="y2",
-                                line=dict(color="#e8590c"))])
-    fig.update_layout(title="Share of prompts with the answer top-1, and mean entropy, per layer",
-                      yaxis=dict(title="share top-1", range=[0, 1]),
-                      yaxis2=dict(title="entropy (nats)", overlaying="y", side="right"))
+        fig.add_trace(
+            go.Scatter(
+                x=layers + layers[::-1],
+                y=q[2].tolist() + q[0].flip(0).tolist(),
+                fill="toself",
+                line=dict(width=0),
+                fillcolor=color,
+                opacity=0.2,
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(x=layers, y=q[1].tolist(), name=f"{name}: median rank", line=dict(color=color))
+        )
+    fig.update_layout(
+        title=f"Rank of the answer under the logit lens ({len(rows)} capital prompts; band: IQR)",
+        xaxis_title="layer (embed, then each block's output)",
+        yaxis_title="rank (1 = top)",
+        yaxis_type="log",
+    )
+    nb.figure(
+        "rank_trajectory", fig, "median rank (log scale) of the capital and of a control capital per layer"
+    )
+    fig = go.Figure(
+        [
+            go.Bar(x=layers, y=top1.tolist(), name="answer top-1", marker_color="#1c7ed6"),
+            go.Scatter(
+                x=layers, y=entropy.tolist(), name="entropy (nats)", yaxis="y2", line=dict(color="#e8590c")
+            ),
+        ]
+    )
+    fig.update_layout(
+        title="Share of prompts with the answer top-1, and mean entropy, per layer",
+        yaxis=dict(title="share top-1", range=[0, 1]),
+        yaxis2=dict(title="entropy (nats)", overlaying="y", side="right"),
+    )
     nb.figure("top1_and_entropy", fig, "share of prompts whose lens top-1 is the answer; lens entropy")
-    nb.figure("example_heatmap", interp.logit_lens(model, triples[0][0], targets=[triples[0][1]]).plot(),
-              f"the full lens of {triples[0][0]!r} (layers x positions, top-1 token per cell)")
-    nb.table("Per layer", [{"layer": lay, "share top-1": float(top1[i]), "median rank": float(ranks.median(0).values[i]),
-                            "control median rank": float(ctrl.median(0).values[i]), "entropy": float(entropy[i])}
-                           for i, lay in enumerate(layers)])
-    nb.table("Examples", [{k: r[k] for k in ("prompt", "answer", "final_top1", "first_layer")} for r in rows[:8]])
+    nb.figure(
+        "example_heatmap",
+        interp.logit_lens(model, triples[0][0], targets=[triples[0][1]]).plot(),
+        f"the full lens of {triples[0][0]!r} (layers x positions, top-1 token per cell)",
+    )
+    nb.table(
+        "Per layer",
+        [
+            {
+                "layer": lay,
+                "share top-1": float(top1[i]),
+                "median rank": float(ranks.median(0).values[i]),
+                "control median rank": float(ctrl.median(0).values[i]),
+                "entropy": float(entropy[i]),
+            }
+            for i, lay in enumerate(layers)
+        ],
+    )
+    nb.table(
+        "Examples", [{k: r[k] for k in ("prompt", "answer", "final_top1", "first_layer")} for r in rows[:8]]
+    )
     return nb.finish(
         question="Over which layers does the answer to a factual prompt appear in the residual stream?",
-        method=(f"Logit lens (each layer's residual stream at the last position through the final norm and "
-                f"unembedding) on {len(rows)} prompts `{triples[0][0]}`-style; per layer the answer's rank and "
-                f"probability, the share of prompts where it is top-1, and the entropy; the control token is "
-                f"another country's capital on the same prompt."),
-        claim="The answer is absent at the embedding and becomes the lens's top-1 at some layer, staying top-1 "
-              "to the output; entropy falls over the layers.",
-        criterion=(f"final accuracy >= {cfg.min_accuracy}, answer top-1 at the embedding for <= {cfg.max_embed_hits} "
-                   f"of prompts, and for >= {cfg.min_accuracy} of correctly answered prompts the answer becomes "
-                   f"and stays top-1 at some layer"),
-        reproduced=reproduced, numbers=numbers, controls=controls,
-        conclusion=(f"The lens's last layer names the capital for {accuracy:.0%} of prompts; at the embedding "
-                    f"for {embed_hits:.0%}. The median layer where it becomes and stays top-1 is {median_first}; "
-                    f"entropy falls from {float(entropy[0]):.2f} to {float(entropy[-1]):.2f} nats. The control "
-                    f"capital's median rank at the output is {float(ctrl.median(0).values[-1]):.0f}."),
-        published=("nostalgebraist 2020 (GPT-2): the output token appears in the lens in the later layers; on "
-                   "SmolLM2-135M-Instruct (tried by hand) ` Paris` is rank 1 only from layer 28 of 30 and outside "
-                   "the top 1000 at mid depth."),
-        differences=("The built-in model has 4 layers and learned each capital as a memorised fact of its corpus, "
-                     "so the answer appears after the first block rather than in the last few layers of a deep "
-                     "model; the lens here is the plain lens (no tuned lens)."),
+        method=(
+            f"Logit lens (each layer's residual stream at the last position through the final norm and "
+            f"unembedding) on {len(rows)} prompts `{triples[0][0]}`-style; per layer the answer's rank and "
+            f"probability, the share of prompts where it is top-1, and the entropy; the control token is "
+            f"another country's capital on the same prompt."
+        ),
+        claim=(
+            "The answer is absent at the embedding and becomes the lens's top-1 at some layer, staying top-1 "
+            "to the output; entropy falls over the layers."
+        ),
+        criterion=(
+            f"final accuracy >= {cfg.min_accuracy}, answer top-1 at the embedding for <= "
+            f"{cfg.max_embed_hits} "
+            f"of prompts, and for >= {cfg.min_accuracy} of correctly answered prompts the answer becomes "
+            f"and stays top-1 at some layer"
+        ),
+        reproduced=reproduced,
+        numbers=numbers,
+        controls=controls,
+        conclusion=(
+            f"The lens's last layer names the capital for {accuracy:.0%} of prompts; at the embedding "
+            f"for {embed_hits:.0%}. The median layer where it becomes and stays top-1 is {median_first}; "
+            f"entropy falls from {float(entropy[0]):.2f} to {float(entropy[-1]):.2f} nats. The control "
+            f"capital's median rank at the output is {float(ctrl.median(0).values[-1]):.0f}."
+        ),
+        published=(
+            "nostalgebraist 2020 (GPT-2): the output token appears in the lens in the later layers; on "
+            "SmolLM2-135M-Instruct (tried by hand) ` Paris` is rank 1 only from layer 28 of 30 and outside "
+            "the top 1000 at mid depth."
+        ),
+        differences=(
+            "The built-in model has 4 layers and learned each capital as a memorised fact of its corpus, "
+            "so the answer appears after the first block rather than in the last few layers of a deep "
+            "model; the lens here is the plain lens (no tuned lens)."
+        ),
     )
 
 

@@ -73,11 +73,15 @@ def entities(model, cfg: Config) -> list[tuple[str, str, str]]:
     if cfg.entities:
         return [(f"{e}", e.split()[-1].strip(","), "") for e in cfg.entities]
     if interp.profile_for(model).name == "toy":
-        cs = interp.toy.corpus.COUNTRIES[:: 8]
-        return [(f"we visited {c.country} last year .", c.country, c.continent) for c in cs] + \
-               [(f"we visited {c.capital} last year .", c.capital, c.country) for c in cs]
-    return [("Diana, Princess of Wales", "Wales", "princess"), ("Alexander the Great", "Great", "king"),
-            ("The Eiffel Tower", "Tower", "paris")]
+        cs = interp.toy.corpus.COUNTRIES[::8]
+        return [(f"we visited {c.country} last year .", c.country, c.continent) for c in cs] + [
+            (f"we visited {c.capital} last year .", c.capital, c.country) for c in cs
+        ]
+    return [
+        ("Diana, Princess of Wales", "Wales", "princess"),
+        ("Alexander the Great", "Great", "king"),
+        ("The Eiffel Tower", "Tower", "paris"),
+    ]
 
 
 def run(cfg: Config, model=None) -> dict:
@@ -91,8 +95,9 @@ def run(cfg: Config, model=None) -> dict:
     for text in tqdm(texts, desc="lens + patchscope"):
         lens = interp.logit_lens(model, text, positions=-1, k=1)
         final = int(lens.top_ids[-1, 0, 0])
-        ps = interp.patchscope(model, text, source_position=-1, target=target, placeholder=-1,
-                               max_new_tokens=1)
+        ps = interp.patchscope(
+            model, text, source_position=-1, target=target, placeholder=-1, max_new_tokens=1
+        )
         labels.append(final)
         lens_top.append(lens.top_ids[:n, 0, 0])  # rows embed, 0..n-2 = resid_pre of blocks 0..n-1
         ps_top.append(ps.generated_ids[:, 0])
@@ -108,58 +113,110 @@ def run(cfg: Config, model=None) -> dict:
     desc_rows, desc_hits = [], torch.zeros(n)
     ents = entities(model, cfg)
     for src, ent, word in tqdm(ents, desc="descriptions"):
-        ps = interp.patchscope(model, src, source_position=-1 if src == ent else ent, target="description",
-                               max_new_tokens=cfg.description_tokens)
+        ps = interp.patchscope(
+            model,
+            src,
+            source_position=-1 if src == ent else ent,
+            target="description",
+            max_new_tokens=cfg.description_tokens,
+        )
         hits = [bool(word) and word.lower() in g.lower() for g in ps.generations]
         desc_hits += torch.tensor(hits, dtype=torch.float)
-        desc_rows.append({"entity": ent, "expected word": word,
-                          **{f"layer {lay}": g for lay, g in zip(ps.source_layers, ps.generations)}})
+        desc_rows.append(
+            {
+                "entity": ent,
+                "expected word": word,
+                **{f"layer {lay}": g for lay, g in zip(ps.source_layers, ps.generations)},
+            }
+        )
     desc_share = desc_hits / max(len(ents), 1)
 
-    fig = go.Figure([go.Scatter(x=layers, y=ps_p1.tolist(), name="identity patchscope", mode="lines+markers"),
-                     go.Scatter(x=layers, y=lens_p1.tolist(), name="logit lens", mode="lines+markers"),
-                     go.Scatter(x=layers, y=shuffled.tolist(), name="control: patchscope of another prompt",
-                                mode="lines+markers", line=dict(dash="dot", color="#adb5bd"))])
-    fig.update_layout(title=f"Next-token precision@1 by source layer ({len(texts)} source tokens)",
-                      xaxis_title="source layer (resid_pre: layer 0 = the embedding)",
-                      yaxis_title="precision@1 vs the model's output", yaxis_range=[0, 1.02])
-    nb.figure("precision_by_layer", fig, "identity patchscope vs logit lens, next-token precision@1 per layer")
+    fig = go.Figure(
+        [
+            go.Scatter(x=layers, y=ps_p1.tolist(), name="identity patchscope", mode="lines+markers"),
+            go.Scatter(x=layers, y=lens_p1.tolist(), name="logit lens", mode="lines+markers"),
+            go.Scatter(
+                x=layers,
+                y=shuffled.tolist(),
+                name="control: patchscope of another prompt",
+                mode="lines+markers",
+                line=dict(dash="dot", color="#adb5bd"),
+            ),
+        ]
+    )
+    fig.update_layout(
+        title=f"Next-token precision@1 by source layer ({len(texts)} source tokens)",
+        xaxis_title="source layer (resid_pre: layer 0 = the embedding)",
+        yaxis_title="precision@1 vs the model's output",
+        yaxis_range=[0, 1.02],
+    )
+    nb.figure(
+        "precision_by_layer", fig, "identity patchscope vs logit lens, next-token precision@1 per layer"
+    )
     fig = go.Figure(go.Bar(x=layers, y=desc_share.tolist()))
-    fig.update_layout(title="Entity descriptions naming the expected word, by source layer",
-                      xaxis_title="source layer", yaxis_title="share", yaxis_range=[0, 1])
+    fig.update_layout(
+        title="Entity descriptions naming the expected word, by source layer",
+        xaxis_title="source layer",
+        yaxis_title="share",
+        yaxis_range=[0, 1],
+    )
     nb.figure("descriptions_by_layer", fig, "share of entity descriptions that contain the expected word")
-    nb.table("Precision@1 per source layer", [
-        {"layer": lay, "patchscope": float(ps_p1[lay]), "logit lens": float(lens_p1[lay]),
-         "control (shuffled source)": float(shuffled[lay])} for lay in layers])
+    nb.table(
+        "Precision@1 per source layer",
+        [
+            {
+                "layer": lay,
+                "patchscope": float(ps_p1[lay]),
+                "logit lens": float(lens_p1[lay]),
+                "control (shuffled source)": float(shuffled[lay]),
+            }
+            for lay in layers
+        ],
+    )
     nb.table("Entity descriptions across source layers", desc_rows)
-    numbers = {"n_sources": len(texts), "target_prompt": target, "layers": layers,
-               "patchscope_precision_at_1": ps_p1, "lens_precision_at_1": lens_p1,
-               "mean_gain_patchscope_minus_lens": gain,
-               "description_share_by_layer": desc_share, "n_entities": len(ents)}
+    numbers = {
+        "n_sources": len(texts),
+        "target_prompt": target,
+        "layers": layers,
+        "patchscope_precision_at_1": ps_p1,
+        "lens_precision_at_1": lens_p1,
+        "mean_gain_patchscope_minus_lens": gain,
+        "description_share_by_layer": desc_share,
+        "n_entities": len(ents),
+    }
     return nb.finish(
         question="Can the model's own later layers read a hidden state's next-token prediction earlier "
-                 "than the logit lens can?",
-        method=(f"{len(texts)} prefixes of held-out text; label = the model's own top-1 next token. Per source "
-                f"layer (resid_pre), the logit lens's top-1 and the first token generated when the state is "
-                f"patched into the last position of `{target}`. Control: the patchscope's output for another "
-                f"source prompt against this prompt's label. Then {len(ents)} entities patched into the "
-                f"description prompt at every layer."),
+        "than the logit lens can?",
+        method=(
+            f"{len(texts)} prefixes of held-out text; label = the model's own top-1 next token. Per source "
+            f"layer (resid_pre), the logit lens's top-1 and the first token generated when the state is "
+            f"patched into the last position of `{target}`. Control: the patchscope's output for another "
+            f"source prompt against this prompt's label. Then {len(ents)} entities patched into the "
+            f"description prompt at every layer."
+        ),
         claim="The identity patchscope's next-token precision@1 exceeds the logit lens's at early and middle "
-              "layers.",
+        "layers.",
         criterion=f"mean over source layers of (patchscope - lens) precision@1 >= {cfg.min_gain}",
-        reproduced=reproduced, numbers=numbers,
+        reproduced=reproduced,
+        numbers=numbers,
         controls={"shuffled_source_precision_at_1": shuffled},
-        conclusion=(f"Patchscope precision@1 by layer {[round(float(x), 2) for x in ps_p1]} against the lens's "
-                    f"{[round(float(x), 2) for x in lens_p1]} (mean gain {gain:+.3f}); the shuffled-source control "
-                    f"stays at {[round(float(x), 2) for x in shuffled]}. Entity descriptions name the expected "
-                    f"word at layers {[round(float(x), 2) for x in desc_share]}."),
-        published=("Ghandeharioun et al. 2024, Fig. 2 (GPT-J, Pythia, Vicuna): the token-identity patchscope beats "
-                   "the logit lens on next-token precision@1 up to the middle layers; descriptions of multi-token "
-                   "entities resolve over the early-to-middle layers."),
-        differences=("The built-in model has 4 layers, so 'early' is layer 0-1; its entities are single tokens, so "
-                     "descriptions only test whether a state patched away from its sentence is still read as the "
-                     "entity (at layer 0 it is the token itself). The paper patches into the same layer; so does "
-                     "this script."),
+        conclusion=(
+            f"Patchscope precision@1 by layer {[round(float(x), 2) for x in ps_p1]} against the lens's "
+            f"{[round(float(x), 2) for x in lens_p1]} (mean gain {gain:+.3f}); the shuffled-source control "
+            f"stays at {[round(float(x), 2) for x in shuffled]}. Entity descriptions name the expected "
+            f"word at layers {[round(float(x), 2) for x in desc_share]}."
+        ),
+        published=(
+            "Ghandeharioun et al. 2024, Fig. 2 (GPT-J, Pythia, Vicuna): the token-identity patchscope beats "
+            "the logit lens on next-token precision@1 up to the middle layers; descriptions of multi-token "
+            "entities resolve over the early-to-middle layers."
+        ),
+        differences=(
+            "The built-in model has 4 layers, so 'early' is layer 0-1; its entities are single tokens, so "
+            "descriptions only test whether a state patched away from its sentence is still read as the "
+            "entity (at layer 0 it is the token itself). The paper patches into the same layer; so does "
+            "this script."
+        ),
     )
 
 

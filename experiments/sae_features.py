@@ -74,7 +74,9 @@ def run(cfg: Config, model=None) -> dict:
         pairs = [(c.country, c.capital) for c in interp.toy.corpus.COUNTRIES]
         template, prefix = "the capital of {} is", "toy_"
     else:
-        docs = (interp.profile_for(model).default_corpus or (lambda: (interp.data.prompts("harmless"), "")))()[0]
+        docs = (
+            interp.profile_for(model).default_corpus or (lambda: (interp.data.prompts("harmless"), ""))
+        )()[0]
         docs = docs[: cfg.n_docs]
         pairs, template, prefix = interp.data.pairs("country_capital"), "The capital of {} is", ""
     top = interp.max_activating_examples(model, sae, docs, k=20, cache=False)
@@ -90,7 +92,7 @@ def run(cfg: Config, model=None) -> dict:
         fired = torch.zeros(len(feats))
         for r in tqdm(requests, desc="feature on requests", leave=False):
             fa = interp.feature_activations(model, sae, chat(r))
-            fired += (fa.acts[fa.first:, feats].max(0).values > 0).float()
+            fired += (fa.acts[fa.first :, feats].max(0).values > 0).float()
         return fired / max(len(requests), 1)
 
     n = cfg.n_requests
@@ -115,71 +117,150 @@ def run(cfg: Config, model=None) -> dict:
         peak = float(top.values[top.row(feature), 0])
         for times in cfg.multiples:
             res = interp.steer(model, prompts, vector, alpha=times * peak, max_new_tokens=1, chat=False)
-            ctrl = interp.steer(model, prompts, random_direction(vector, seed=cfg.seed), alpha=times * peak,
-                                max_new_tokens=1, chat=False, baseline=False)
-            runs.append({"feature": feature, "multiple": times, "alpha": times * peak,
-                         "steered": share(res.steered), "unsteered": share(res.baseline),
-                         "random_same_norm": share(ctrl.steered)})
+            ctrl = interp.steer(
+                model,
+                prompts,
+                random_direction(vector, seed=cfg.seed),
+                alpha=times * peak,
+                max_new_tokens=1,
+                chat=False,
+                baseline=False,
+            )
+            runs.append(
+                {
+                    "feature": feature,
+                    "multiple": times,
+                    "alpha": times * peak,
+                    "steered": share(res.steered),
+                    "unsteered": share(res.baseline),
+                    "random_same_norm": share(ctrl.steered),
+                }
+            )
     best_run = max(runs, key=lambda r: (r["steered"], -r["multiple"]))
     steer_ok = best_run["unsteered"] == 0 and best_run["steered"] >= cfg.min_steered
     vector = interp.feature_vector(model, sae, best_run["feature"])
     shown = interp.steer(model, prompts[:6], vector, alpha=best_run["alpha"], max_new_tokens=4, chat=False)
 
-    nb.figure("text_feature_card", interp.feature_card(model, sae, text_feature, examples=top).plot(),
-              f"card of feature {text_feature}, found by searching {cfg.probe!r}")
-    nb.figure("output_feature_card", interp.feature_card(model, sae, best_run["feature"], examples=top).plot(),
-              f"card of feature {best_run['feature']}, found as a promoter of {cfg.promotes!r}")
-    fig = go.Figure([go.Bar(name=k, x=[str(f) for f in feats], y=v.tolist()) for k, v in
-                     (("held-out harmful", harm_rate), ("held-out harmless", safe_rate))])
-    fig.update_layout(barmode="group", title=f"Where the probe's top features fire ({n} requests each)",
-                      xaxis_title="feature (top 5 for the probe text)", yaxis_title="share of requests")
-    nb.figure("text_features_fire", fig, "firing rate of the probe's top features on harmful vs harmless requests")
+    nb.figure(
+        "text_feature_card",
+        interp.feature_card(model, sae, text_feature, examples=top).plot(),
+        f"card of feature {text_feature}, found by searching {cfg.probe!r}",
+    )
+    nb.figure(
+        "output_feature_card",
+        interp.feature_card(model, sae, best_run["feature"], examples=top).plot(),
+        f"card of feature {best_run['feature']}, found as a promoter of {cfg.promotes!r}",
+    )
+    fig = go.Figure(
+        [
+            go.Bar(name=k, x=[str(f) for f in feats], y=v.tolist())
+            for k, v in (("held-out harmful", harm_rate), ("held-out harmless", safe_rate))
+        ]
+    )
+    fig.update_layout(
+        barmode="group",
+        title=f"Where the probe's top features fire ({n} requests each)",
+        xaxis_title="feature (top 5 for the probe text)",
+        yaxis_title="share of requests",
+    )
+    nb.figure(
+        "text_features_fire", fig, "firing rate of the probe's top features on harmful vs harmless requests"
+    )
     fig = go.Figure()
     for name, color in (("steered", "#1c7ed6"), ("random_same_norm", "#adb5bd")):
-        fig.add_trace(go.Bar(name=name, x=[f"f{r['feature']} x{r['multiple']:g}" for r in runs],
-                             y=[r[name] for r in runs], marker_color=color))
-    fig.update_layout(barmode="group", title=f"Share of capital answers turned into {cfg.promotes!r}",
-                      yaxis_title="share", yaxis_range=[0, 1])
-    nb.figure("steering", fig, "steering with the output-found features vs a random direction of the same norm")
-    nb.table("Text search: the probe's top features", [
-        {"feature": f, "score": float(s), "train selectivity": float(sel_score[i]),
-         "held-out harmful": float(harm_rate[i]), "held-out harmless": float(safe_rate[i])}
-        for i, (f, s) in enumerate(zip(feats, probe.scores))])
+        fig.add_trace(
+            go.Bar(
+                name=name,
+                x=[f"f{r['feature']} x{r['multiple']:g}" for r in runs],
+                y=[r[name] for r in runs],
+                marker_color=color,
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        title=f"Share of capital answers turned into {cfg.promotes!r}",
+        yaxis_title="share",
+        yaxis_range=[0, 1],
+    )
+    nb.figure(
+        "steering", fig, "steering with the output-found features vs a random direction of the same norm"
+    )
+    nb.table(
+        "Text search: the probe's top features",
+        [
+            {
+                "feature": f,
+                "score": float(s),
+                "train selectivity": float(sel_score[i]),
+                "held-out harmful": float(harm_rate[i]),
+                "held-out harmless": float(safe_rate[i]),
+            }
+            for i, (f, s) in enumerate(zip(feats, probe.scores))
+        ],
+    )
     nb.table("Steering runs", runs)
-    nb.table("Completions with the best steering", [
-        {"prompt": p, "unsteered": b, "steered": s} for p, b, s in zip(shown.prompts, shown.baseline, shown.steered)])
-    numbers = {"sae": cfg.sae or ("toy" if toy else cfg.model), "d_sae": sae.cfg.d_sae, "n_docs": len(docs),
-               "text_feature": text_feature, "text_feature_fires_harmful": float(harm_rate[best]),
-               "text_feature_fires_harmless": float(safe_rate[best]), "output_features": found.features,
-               "best_steering": best_run}
+    nb.table(
+        "Completions with the best steering",
+        [
+            {"prompt": p, "unsteered": b, "steered": s}
+            for p, b, s in zip(shown.prompts, shown.baseline, shown.steered)
+        ],
+    )
+    numbers = {
+        "sae": cfg.sae or ("toy" if toy else cfg.model),
+        "d_sae": sae.cfg.d_sae,
+        "n_docs": len(docs),
+        "text_feature": text_feature,
+        "text_feature_fires_harmful": float(harm_rate[best]),
+        "text_feature_fires_harmless": float(safe_rate[best]),
+        "output_features": found.features,
+        "best_steering": best_run,
+    }
     return nb.finish(
         question="Can a concept's SAE feature be found from a text and from an output token, and does adding "
-                 "its decoder direction steer the model?",
-        method=(f"Max-activating examples and densities over {len(docs)} documents. By text: the top 5 features on "
-                f"{cfg.probe!r} in the chat template, the one most selective on 16 + 16 training requests, checked "
-                f"on {len(harm_te)} held-out harmful and {len(safe_te)} harmless requests (fires anywhere after BOS). "
-                f"By output: the top features whose decoder direction promotes {cfg.promotes!r}; the best 3 added "
-                f"at {list(cfg.multiples)} x their peak activation to {len(prompts)} capital prompts, beside a random "
-                f"direction of the same norm and strength."),
+        "its decoder direction steer the model?",
+        method=(
+            f"Max-activating examples and densities over {len(docs)} documents. By text: the top 5 features "
+            "on "
+            f"{cfg.probe!r} in the chat template, the one most selective on 16 + 16 training requests, "
+            "checked "
+            f"on {len(harm_te)} held-out harmful and {len(safe_te)} harmless requests (fires anywhere after "
+            "BOS). "
+            f"By output: the top features whose decoder direction promotes {cfg.promotes!r}; the best 3 "
+            "added "
+            f"at {list(cfg.multiples)} x their peak activation to {len(prompts)} capital prompts, beside a "
+            f"random direction of the same norm and strength."
+        ),
         claim="A feature found by text fires selectively on the concept; a feature found by output steers "
-              "the model towards that output, and a random direction of the same size does not.",
-        criterion=(f"text feature fires on >= {cfg.min_fire} of held-out harmful and <= {cfg.max_fire_harmless} of "
-                   f"harmless requests; best steering turns >= {cfg.min_steered} of capital answers into "
-                   f"{cfg.promotes!r} (none unsteered), as in the SAE tests"),
-        reproduced=text_ok and steer_ok, numbers=numbers,
-        controls={"text_feature_on_harmless": float(safe_rate[best]),
-                  "random_direction_same_norm_steered": best_run["random_same_norm"]},
-        conclusion=(f"Feature {text_feature} fires on {float(harm_rate[best]):.0%} of held-out harmful requests and "
-                    f"{float(safe_rate[best]):.0%} of harmless ones. Feature {best_run['feature']} added at "
-                    f"{best_run['multiple']:g} x its peak turns {best_run['steered']:.0%} of capital answers into "
-                    f"{cfg.promotes!r} (unsteered {best_run['unsteered']:.0%}; random direction "
-                    f"{best_run['random_same_norm']:.0%})."),
-        published=("Templeton et al. 2024 (Claude 3 Sonnet): features found by text and by promoted output, "
-                   "verified on max-activating examples, steer behaviour when clamped high (Golden Gate Bridge); "
-                   "Bricken et al. 2023 and Cunningham et al. 2023 on smaller models."),
-        differences=("The built-in SAE (TopK, 1701 live features on block 2's output of a 4-layer model) reads "
-                     "a corpus with planted concepts, so a feature is judged by firing rates on held-out requests "
-                     "rather than by human labelling; steering strength is in multiples of the feature's peak."),
+        "the model towards that output, and a random direction of the same size does not.",
+        criterion=(
+            f"text feature fires on >= {cfg.min_fire} of held-out harmful and <= {cfg.max_fire_harmless} of "
+            f"harmless requests; best steering turns >= {cfg.min_steered} of capital answers into "
+            f"{cfg.promotes!r} (none unsteered), as in the SAE tests"
+        ),
+        reproduced=text_ok and steer_ok,
+        numbers=numbers,
+        controls={
+            "text_feature_on_harmless": float(safe_rate[best]),
+            "random_direction_same_norm_steered": best_run["random_same_norm"],
+        },
+        conclusion=(
+            f"Feature {text_feature} fires on {float(harm_rate[best]):.0%} of held-out harmful requests and "
+            f"{float(safe_rate[best]):.0%} of harmless ones. Feature {best_run['feature']} added at "
+            f"{best_run['multiple']:g} x its peak turns {best_run['steered']:.0%} of capital answers into "
+            f"{cfg.promotes!r} (unsteered {best_run['unsteered']:.0%}; random direction "
+            f"{best_run['random_same_norm']:.0%})."
+        ),
+        published=(
+            "Templeton et al. 2024 (Claude 3 Sonnet): features found by text and by promoted output, "
+            "verified on max-activating examples, steer behaviour when clamped high (Golden Gate Bridge); "
+            "Bricken et al. 2023 and Cunningham et al. 2023 on smaller models."
+        ),
+        differences=(
+            "The built-in SAE (TopK, 1701 live features on block 2's output of a 4-layer model) reads "
+            "a corpus with planted concepts, so a feature is judged by firing rates on held-out requests "
+            "rather than by human labelling; steering strength is in multiples of the feature's peak."
+        ),
     )
 
 

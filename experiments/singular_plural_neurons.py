@@ -64,8 +64,10 @@ def prompt_sets(model, cfg: Config) -> tuple[list[Item], list[Item]]:
     """Train and held-out agreement prompts (subject and attractor differ in number)."""
     if interp.profile_for(model).name == "toy":
         corpus = interp.toy.corpus
-        split = [corpus.agreement_prompts(s, n, seed=i) for i, (s, n) in
-                 enumerate((("train", cfg.n_train), ("heldout", cfg.n_heldout)))]
+        split = [
+            corpus.agreement_prompts(s, n, seed=i)
+            for i, (s, n) in enumerate((("train", cfg.n_train), ("heldout", cfg.n_heldout)))
+        ]
         return tuple([Item(p.prompt, p.plural_subject, p.correct[0], p.wrong[0]) for p in ps] for ps in split)
     nouns = interp.data.pairs("singular_plural")
     rng, items = random.Random(cfg.seed), []
@@ -74,9 +76,15 @@ def prompt_sets(model, cfg: Config) -> tuple[list[Item], list[Item]]:
         plural = i % 2 == 1
         subject, attractor = (p1, s2) if plural else (s1, p2)
         prep = rng.choice(("to", "near", "beside", "behind", "next to"))
-        items.append(Item(f"The {subject} {prep} the {attractor}", plural, "are" if plural else "is",
-                          "is" if plural else "are"))
-    return items[: cfg.n_train], items[cfg.n_train:]
+        items.append(
+            Item(
+                f"The {subject} {prep} the {attractor}",
+                plural,
+                "are" if plural else "is",
+                "is" if plural else "are",
+            )
+        )
+    return items[: cfg.n_train], items[cfg.n_train :]
 
 
 def run(cfg: Config, model=None) -> dict:
@@ -92,11 +100,21 @@ def run(cfg: Config, model=None) -> dict:
     top = list(ranking.neurons)
 
     def ablate(neurons, method):
-        res = interp.ablate_neurons(model, texts, list(neurons), method=method, reference=ref,
-                                    targets=["is", "are"], metric=metric(held), progress=False)
-        return res, {"logit_diff_drop": -res.metric_change,
-                     "accuracy_after": float((res.metric_after > 0).float().mean()),
-                     "top1_changed": res.top1_changed}
+        res = interp.ablate_neurons(
+            model,
+            texts,
+            list(neurons),
+            method=method,
+            reference=ref,
+            targets=["is", "are"],
+            metric=metric(held),
+            progress=False,
+        )
+        return res, {
+            "logit_diff_drop": -res.metric_change,
+            "accuracy_after": float((res.metric_after > 0).float().mean()),
+            "top1_changed": res.top1_changed,
+        }
 
     effects, controls, results = {}, {}, {}
     for method in tqdm(("zero", "mean"), desc="ablations"):
@@ -104,7 +122,7 @@ def run(cfg: Config, model=None) -> dict:
         rand = [ablate(random_neurons(model, top, seed=cfg.seed + s), method)[1] for s in range(cfg.n_random)]
         controls[method] = {key: sum(r[key] for r in rand) / len(rand) for key in rand[0]}
         controls[method]["logit_diff_drop_per_seed"] = [r["logit_diff_drop"] for r in rand]
-    single_res, single = ablate(top[:1], "zero")
+    _, single = ablate(top[:1], "zero")
     before = results["zero"].metric_before
     acc_before = float((before > 0).float().mean())
     ratio = {m: effects[m]["logit_diff_drop"] / max(controls[m]["logit_diff_drop"], 1e-6) for m in effects}
@@ -118,59 +136,105 @@ def run(cfg: Config, model=None) -> dict:
 
     plural = torch.tensor([p.plural for p in held])
     fig = go.Figure()
-    for label, res, color in (("clean", None, "#9aa5b1"), (f"top-{cfg.k} zero-ablated", results["zero"], "#d9480f"),
-                              (f"top-{cfg.k} mean-ablated", results["mean"], "#f08c00")):
-        probs = (results["zero"].prob_before if res is None else res.prob_after)
+    for label, res, color in (
+        ("clean", None, "#9aa5b1"),
+        (f"top-{cfg.k} zero-ablated", results["zero"], "#d9480f"),
+        (f"top-{cfg.k} mean-ablated", results["mean"], "#f08c00"),
+    ):
+        probs = results["zero"].prob_before if res is None else res.prob_after
         xs, ys = [], []
         for group, mask in (("singular subject", ~plural), ("plural subject", plural)):
             for j, tok in enumerate(("is", "are")):
                 xs.append(f"{group}: p({tok})")
                 ys.append(float(probs[mask, j].mean()))
         fig.add_trace(go.Bar(name=label, x=xs, y=ys, marker_color=color))
-    fig.update_layout(barmode="group", title=f"Verb probabilities before and after ablating the top-{cfg.k} neurons",
-                      yaxis_title="mean probability")
+    fig.update_layout(
+        barmode="group",
+        title=f"Verb probabilities before and after ablating the top-{cfg.k} neurons",
+        yaxis_title="mean probability",
+    )
     nb.figure("is_are_bars", fig, "p(is), p(are) on singular- and plural-subject prompts, clean and ablated")
-    fig = go.Figure([go.Bar(x=["top-k", *[f"random seed {s}" for s in range(cfg.n_random)]],
-                            y=[zero_top, *controls["zero"]["logit_diff_drop_per_seed"]],
-                            marker_color=["#d9480f"] + ["#adb5bd"] * cfg.n_random)])
-    fig.update_layout(title=f"Drop in agreement logit-difference, zero ablation of {cfg.k} neurons",
-                      yaxis_title="mean drop (nats)")
-    nb.figure("top_vs_random", fig, "the top-ranked neurons against random neurons of the same layers and count")
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=["top-k", *[f"random seed {s}" for s in range(cfg.n_random)]],
+                y=[zero_top, *controls["zero"]["logit_diff_drop_per_seed"]],
+                marker_color=["#d9480f"] + ["#adb5bd"] * cfg.n_random,
+            )
+        ]
+    )
+    fig.update_layout(
+        title=f"Drop in agreement logit-difference, zero ablation of {cfg.k} neurons",
+        yaxis_title="mean drop (nats)",
+    )
+    nb.figure(
+        "top_vs_random", fig, "the top-ranked neurons against random neurons of the same layers and count"
+    )
     nb.figure("ranking", ranking.plot(), "attribution scores of every neuron; the top k verified by ablation")
-    nb.table("Top neurons", [{"neuron": f"L{lay}.{i}", "attribution": float(a),
-                              "measured (one at a time)": None if ranking.ablation is None else float(m)}
-                             for (lay, i), a, m in zip(top, ranking.attribution,
-                                                       ranking.ablation if ranking.ablation is not None
-                                                       else ranking.attribution)])
-    numbers = {"n_train": len(train), "n_heldout": len(held), "top_neurons": [f"L{a}.{b}" for a, b in top],
-               "ranking_spearman_attribution_vs_ablation": ranking.spearman,
-               "baseline_logit_diff": float(before.mean()), "accuracy_before": acc_before,
-               "zero": effects["zero"], "mean": effects["mean"], "ratio_top_over_random": ratio,
-               "single_top_neuron": single, "gpt2_anchor_neurons": anchors or "not run (model is not gpt2)"}
+    nb.table(
+        "Top neurons",
+        [
+            {
+                "neuron": f"L{lay}.{i}",
+                "attribution": float(a),
+                "measured (one at a time)": None if ranking.ablation is None else float(m),
+            }
+            for (lay, i), a, m in zip(
+                top,
+                ranking.attribution,
+                ranking.ablation if ranking.ablation is not None else ranking.attribution,
+            )
+        ],
+    )
+    numbers = {
+        "n_train": len(train),
+        "n_heldout": len(held),
+        "top_neurons": [f"L{a}.{b}" for a, b in top],
+        "ranking_spearman_attribution_vs_ablation": ranking.spearman,
+        "baseline_logit_diff": float(before.mean()),
+        "accuracy_before": acc_before,
+        "zero": effects["zero"],
+        "mean": effects["mean"],
+        "ratio_top_over_random": ratio,
+        "single_top_neuron": single,
+        "gpt2_anchor_neurons": anchors or "not run (model is not gpt2)",
+    }
     return nb.finish(
         question="Do a few MLP neurons carry subject number for verb agreement, and does removing them "
-                 "flip the verb?",
-        method=(f"Rank every MLP neuron by attribution patching of the per-prompt logit difference (correct "
-                f"minus wrong verb) on {len(train)} prompts, verify the top {cfg.k} by real ablation; then on "
-                f"{len(held)} held-out prompts ablate the top {cfg.k} together (zero, and mean over the training "
-                f"prompts) and {cfg.n_random} random sets of the same count in the same layers; also the top "
-                f"neuron alone."),
+        "flip the verb?",
+        method=(
+            f"Rank every MLP neuron by attribution patching of the per-prompt logit difference (correct "
+            f"minus wrong verb) on {len(train)} prompts, verify the top {cfg.k} by real ablation; then on "
+            f"{len(held)} held-out prompts ablate the top {cfg.k} together (zero, and mean over the training "
+            f"prompts) and {cfg.n_random} random sets of the same count in the same layers; also the top "
+            f"neuron alone."
+        ),
         claim="The top-ranked neurons hurt agreement far more than random neurons of the same count, yet the "
-              "argmax verb rarely changes.",
-        criterion=(f"zero ablation: top-{cfg.k} logit-difference drop > 0 and >= {cfg.min_ratio} x the mean "
-                   f"random-{cfg.k} drop (the neuron test's threshold)"),
-        reproduced=reproduced, numbers=numbers, controls={f"random_{cfg.k}_{m}": c for m, c in controls.items()},
-        conclusion=(f"Zero-ablating the top {cfg.k} lowers the logit difference by {zero_top:.3f} against "
-                    f"{zero_rand:.3f} for random neurons ({ratio['zero']:.1f}x; mean ablation "
-                    f"{effects['mean']['logit_diff_drop']:.3f} vs {controls['mean']['logit_diff_drop']:.3f}). "
-                    f"Agreement accuracy goes {acc_before:.2f} -> {effects['zero']['accuracy_after']:.2f}; the "
-                    f"argmax token changes on {effects['zero']['top1_changed']:.0%} of prompts (top neuron alone: "
-                    f"{single['top1_changed']:.0%}, drop {single['logit_diff_drop']:.3f})."),
-        published=("Finlayson et al. 2021 and the lecture (GPT-2 small): agreement is spread over neurons such as "
-                   "layer 10 #2096 and layer 9 #1094; ablating one changes probabilities but rarely the argmax."),
-        differences=("The built-in model (4 layers, 512 neurons each) learned agreement from a generated corpus "
-                     "with 5 verb pairs; the ranking is by attribution to the logit difference, not by activation "
-                     "contrast alone; the GPT-2 anchors are checked only when the script runs on gpt2."),
+        "argmax verb rarely changes.",
+        criterion=(
+            f"zero ablation: top-{cfg.k} logit-difference drop > 0 and >= {cfg.min_ratio} x the mean "
+            f"random-{cfg.k} drop (the neuron test's threshold)"
+        ),
+        reproduced=reproduced,
+        numbers=numbers,
+        controls={f"random_{cfg.k}_{m}": c for m, c in controls.items()},
+        conclusion=(
+            f"Zero-ablating the top {cfg.k} lowers the logit difference by {zero_top:.3f} against "
+            f"{zero_rand:.3f} for random neurons ({ratio['zero']:.1f}x; mean ablation "
+            f"{effects['mean']['logit_diff_drop']:.3f} vs {controls['mean']['logit_diff_drop']:.3f}). "
+            f"Agreement accuracy goes {acc_before:.2f} -> {effects['zero']['accuracy_after']:.2f}; the "
+            f"argmax token changes on {effects['zero']['top1_changed']:.0%} of prompts (top neuron alone: "
+            f"{single['top1_changed']:.0%}, drop {single['logit_diff_drop']:.3f})."
+        ),
+        published=(
+            "Finlayson et al. 2021 and the lecture (GPT-2 small): agreement is spread over neurons such as "
+            "layer 10 #2096 and layer 9 #1094; ablating one changes probabilities but rarely the argmax."
+        ),
+        differences=(
+            "The built-in model (4 layers, 512 neurons each) learned agreement from a generated corpus "
+            "with 5 verb pairs; the ranking is by attribution to the logit difference, not by activation "
+            "contrast alone; the GPT-2 anchors are checked only when the script runs on gpt2."
+        ),
     )
 
 

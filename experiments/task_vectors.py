@@ -111,23 +111,48 @@ def run(cfg: Config, model=None) -> dict:
         zero_shot = None
         acc = {"task vector": [], "random same norm": [], "shuffled labels": []}
         for layer in vs.layers:
-            res = interp.steer(model, queries, vs[layer], max_new_tokens=1, chat=False, baseline=zero_shot is None)
+            res = interp.steer(
+                model, queries, vs[layer], max_new_tokens=1, chat=False, baseline=zero_shot is None
+            )
             zero_shot = accuracy(res.baseline, answers) if zero_shot is None else zero_shot
             acc["task vector"].append(accuracy(res.steered, answers))
-            for name, v in (("random same norm", random_direction(vs[layer], seed=cfg.seed)),
-                            ("shuffled labels", vs_shuffled[layer])):
-                acc[name].append(accuracy(interp.steer(model, queries, v, max_new_tokens=1, chat=False,
-                                                       baseline=False).steered, answers))
-        best = max(range(len(vs.layers)),  # ties: the layer with the largest margin over the random direction
-                   key=lambda i: (acc["task vector"][i], acc["task vector"][i] - acc["random same norm"][i]))
-        per_task[task.name] = {"zero_shot": zero_shot, "by_layer": acc, "best_layer": vs.layers[best],
-                               "best": acc["task vector"][best], "random_at_best": acc["random same norm"][best],
-                               "shuffled_at_best": acc["shuffled labels"][best], "n_eval": len(held)}
-        rows += [{"task": task.name, "layer": lay, "zero-shot": zero_shot,
-                  **{name: a[i] for name, a in acc.items()}} for i, lay in enumerate(vs.layers)]
+            for name, v in (
+                ("random same norm", random_direction(vs[layer], seed=cfg.seed)),
+                ("shuffled labels", vs_shuffled[layer]),
+            ):
+                acc[name].append(
+                    accuracy(
+                        interp.steer(model, queries, v, max_new_tokens=1, chat=False, baseline=False).steered,
+                        answers,
+                    )
+                )
+        best = max(
+            range(len(vs.layers)),  # ties: the layer with the largest margin over the random direction
+            key=lambda i: (acc["task vector"][i], acc["task vector"][i] - acc["random same norm"][i]),
+        )
+        per_task[task.name] = {
+            "zero_shot": zero_shot,
+            "by_layer": acc,
+            "best_layer": vs.layers[best],
+            "best": acc["task vector"][best],
+            "random_at_best": acc["random same norm"][best],
+            "shuffled_at_best": acc["shuffled labels"][best],
+            "n_eval": len(held),
+        }
+        rows += [
+            {
+                "task": task.name,
+                "layer": lay,
+                "zero-shot": zero_shot,
+                **{name: a[i] for name, a in acc.items()},
+            }
+            for i, lay in enumerate(vs.layers)
+        ]
     layers = list(vecs[tasks[0].name].layers)
-    mean_by_layer = [sum(t["by_layer"]["task vector"][i] for t in per_task.values()) / len(per_task)
-                     for i in range(len(layers))]
+    mean_by_layer = [
+        sum(t["by_layer"]["task vector"][i] for t in per_task.values()) / len(per_task)
+        for i in range(len(layers))
+    ]
     mean_best = sum(t["best"] for t in per_task.values()) / len(per_task)
     room = {k: t for k, t in per_task.items() if t["zero_shot"] < 0.8}
     gains = {k: t["best"] - max(t["zero_shot"], t["random_at_best"]) for k, t in room.items()}
@@ -147,59 +172,113 @@ def run(cfg: Config, model=None) -> dict:
         for layer in layers:
             v = vecs["capital"][layer] - vecs["language"][layer]
             res = interp.steer(model, prompts, v, max_new_tokens=1, chat=False)
-            ctrl = interp.steer(model, prompts, random_direction(v, seed=cfg.seed), max_new_tokens=1, chat=False,
-                                baseline=False)
-            arithmetic.append({"layer": layer, "capital_answers": accuracy(res.steered, targets),
-                               "unsteered_capital_answers": accuracy(res.baseline, targets),
-                               "random_same_norm": accuracy(ctrl.steered, targets)})
+            ctrl = interp.steer(
+                model,
+                prompts,
+                random_direction(v, seed=cfg.seed),
+                max_new_tokens=1,
+                chat=False,
+                baseline=False,
+            )
+            arithmetic.append(
+                {
+                    "layer": layer,
+                    "capital_answers": accuracy(res.steered, targets),
+                    "unsteered_capital_answers": accuracy(res.baseline, targets),
+                    "random_same_norm": accuracy(ctrl.steered, targets),
+                }
+            )
 
     fig = go.Figure()
     for name, t in per_task.items():
-        fig.add_trace(go.Scatter(x=layers, y=t["by_layer"]["task vector"], name=f"{name}", mode="lines+markers"))
-        fig.add_trace(go.Scatter(x=layers, y=t["by_layer"]["random same norm"], name=f"{name}: random",
-                                 mode="lines", line=dict(dash="dot"), opacity=0.5))
-    fig.update_layout(title="Zero-shot accuracy with the task vector added, by layer (dotted: random, same norm)",
-                      xaxis_title="layer (resid_pre)", yaxis_title="accuracy", yaxis_range=[-0.02, 1.02])
-    nb.figure("accuracy_by_layer", fig, "task-vector accuracy per layer and task, with the random-direction control")
+        fig.add_trace(
+            go.Scatter(x=layers, y=t["by_layer"]["task vector"], name=f"{name}", mode="lines+markers")
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=layers,
+                y=t["by_layer"]["random same norm"],
+                name=f"{name}: random",
+                mode="lines",
+                line=dict(dash="dot"),
+                opacity=0.5,
+            )
+        )
+    fig.update_layout(
+        title="Zero-shot accuracy with the task vector added, by layer (dotted: random, same norm)",
+        xaxis_title="layer (resid_pre)",
+        yaxis_title="accuracy",
+        yaxis_range=[-0.02, 1.02],
+    )
+    nb.figure(
+        "accuracy_by_layer", fig, "task-vector accuracy per layer and task, with the random-direction control"
+    )
     nb.table("Per task and layer", rows)
     if arithmetic:
         nb.table("Arithmetic: v(capital) - v(language) added to language few-shot prompts", arithmetic)
-    numbers = {"layers": layers, "mean_accuracy_by_layer": mean_by_layer, "mean_best_accuracy": mean_best,
-               "tasks": {k: {key: v for key, v in t.items() if key != "by_layer"} for k, t in per_task.items()},
-               "gain_over_zero_shot_and_random": gains, "arithmetic": arithmetic or "not run (needs capital and language)"}
+    numbers = {
+        "layers": layers,
+        "mean_accuracy_by_layer": mean_by_layer,
+        "mean_best_accuracy": mean_best,
+        "tasks": {k: {key: v for key, v in t.items() if key != "by_layer"} for k, t in per_task.items()},
+        "gain_over_zero_shot_and_random": gains,
+        "arithmetic": arithmetic or "not run (needs capital and language)",
+    }
     best_arith = max(arithmetic, key=lambda r: r["capital_answers"]) if arithmetic else None
     return nb.finish(
-        question="Does the mean last-position state of few-shot prompts carry the task, so that adding it to a "
-                 "zero-shot query makes the model do the task?",
-        method=(f"Per task, {cfg.n_fewshot} few-shot prompts of {cfg.k} examples; the task vector at each layer is "
-                f"their mean last-position resid_pre minus that of zero-shot queries on half of the items; added "
-                f"(alpha 1) to zero-shot queries on the other half; first generated word against the answer. "
-                f"Controls: a random direction of the same norm at the same layer; the same construction from "
-                f"shuffled-label prompts."),
-        claim="Task vectors added at some (not all) layers make zero-shot queries perform the task, beyond what "
-              "a random direction of the same size does.",
-        criterion=(f"mean best-layer accuracy >= {cfg.min_best}; on tasks with zero-shot accuracy < 0.8 the best "
-                   f"layer beats the better of zero-shot and the random direction by >= {cfg.min_gain} on average; "
-                   f"the worst layer's mean accuracy <= {cfg.max_worst}"),
-        reproduced=reproduced, numbers=numbers,
-        controls={k: {"random_at_best": t["random_at_best"], "shuffled_at_best": t["shuffled_at_best"]}
-                  for k, t in per_task.items()},
-        conclusion=(f"Mean accuracy by layer {[round(a, 2) for a in mean_by_layer]} (best per task "
-                    f"{ {k: round(t['best'], 2) for k, t in per_task.items()} }, zero-shot "
-                    f"{ {k: round(t['zero_shot'], 2) for k, t in per_task.items()} }, random direction at the best "
-                    f"layer { {k: round(t['random_at_best'], 2) for k, t in per_task.items()} }). Shuffled-label "
-                    f"vectors reach { {k: round(t['shuffled_at_best'], 2) for k, t in per_task.items()} }: "
-                    f"shuffling pairs keeps the outputs' category, which is most of what the vector carries here."
-                    + (f" Arithmetic: v(capital) - v(language) at layer {best_arith['layer']} turns "
-                       f"{best_arith['capital_answers']:.0%} of language prompts into capitals (random "
-                       f"{best_arith['random_same_norm']:.0%})." if best_arith else "")),
-        published=("Hendel et al. 2023 (GPT-J, Pythia, LLaMA): patching the task vector from middle layers recovers "
-                   "most of few-shot accuracy, early and late layers do not; Todd et al. 2024: function vectors "
-                   "from attention heads transfer to zero-shot and compose by addition."),
-        differences=("The built-in model's few-shot format is `x : y ,`; zero-shot queries are already partly "
-                     "answered (antonyms and plurals are also taught in sentences), so the gain is measured on the "
-                     "tasks with room (capital vs language share their inputs). The vector is a difference of "
-                     "means added at every position, not a patch at one position."),
+        question=(
+            "Does the mean last-position state of few-shot prompts carry the task, so that adding it to a "
+            "zero-shot query makes the model do the task?"
+        ),
+        method=(
+            f"Per task, {cfg.n_fewshot} few-shot prompts of {cfg.k} examples; the task vector at each layer "
+            "is "
+            f"their mean last-position resid_pre minus that of zero-shot queries on half of the items; added "
+            f"(alpha 1) to zero-shot queries on the other half; first generated word against the answer. "
+            f"Controls: a random direction of the same norm at the same layer; the same construction from "
+            f"shuffled-label prompts."
+        ),
+        claim=(
+            "Task vectors added at some (not all) layers make zero-shot queries perform the task, beyond "
+            "what a random direction of the same size does."
+        ),
+        criterion=(
+            f"mean best-layer accuracy >= {cfg.min_best}; on tasks with zero-shot accuracy < 0.8 the best "
+            f"layer beats the better of zero-shot and the random direction by >= {cfg.min_gain} on average; "
+            f"the worst layer's mean accuracy <= {cfg.max_worst}"
+        ),
+        reproduced=reproduced,
+        numbers=numbers,
+        controls={
+            k: {"random_at_best": t["random_at_best"], "shuffled_at_best": t["shuffled_at_best"]}
+            for k, t in per_task.items()
+        },
+        conclusion=(
+            f"Mean accuracy by layer {[round(a, 2) for a in mean_by_layer]} (best per task "
+            f"{ {k: round(t['best'], 2) for k, t in per_task.items()} }, zero-shot "
+            f"{ {k: round(t['zero_shot'], 2) for k, t in per_task.items()} }, random direction at the best "
+            f"layer { {k: round(t['random_at_best'], 2) for k, t in per_task.items()} }). Shuffled-label "
+            f"vectors reach { {k: round(t['shuffled_at_best'], 2) for k, t in per_task.items()} }: "
+            f"shuffling pairs keeps the outputs' category, which is most of what the vector carries here."
+            + (
+                f" Arithmetic: v(capital) - v(language) at layer {best_arith['layer']} turns "
+                f"{best_arith['capital_answers']:.0%} of language prompts into capitals (random "
+                f"{best_arith['random_same_norm']:.0%})."
+                if best_arith
+                else ""
+            )
+        ),
+        published=(
+            "Hendel et al. 2023 (GPT-J, Pythia, LLaMA): patching the task vector from middle layers recovers "
+            "most of few-shot accuracy, early and late layers do not; Todd et al. 2024: function vectors "
+            "from attention heads transfer to zero-shot and compose by addition."
+        ),
+        differences=(
+            "The built-in model's few-shot format is `x : y ,`; zero-shot queries are already partly "
+            "answered (antonyms and plurals are also taught in sentences), so the gain is measured on the "
+            "tasks with room (capital vs language share their inputs). The vector is a difference of "
+            "means added at every position, not a patch at one position."
+        ),
     )
 
 

@@ -16,8 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
 
@@ -54,7 +52,10 @@ def test_logit_lens(toy_model, tmp_path):
     n = s["numbers"]
     assert n["final_accuracy"] >= 0.95 and n["answer_top1_at_embedding"] <= 0.05
     assert n["layers"][0] == "embed" and len(n["share_top1_by_layer"]) == toy_model.cfg.n_layers + 1
-    assert n["share_top1_by_layer"][-1] >= 0.95 and n["mean_entropy_by_layer_nats"][0] > n["mean_entropy_by_layer_nats"][-1]
+    assert (
+        n["share_top1_by_layer"][-1] >= 0.95
+        and n["mean_entropy_by_layer_nats"][0] > n["mean_entropy_by_layer_nats"][-1]
+    )
     assert s["controls"]["control_share_top1_by_layer"][-1] == 0.0
 
 
@@ -117,9 +118,21 @@ def test_an_experiment_runs_as_a_script(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "lens"
     proc = subprocess.run(
-        [sys.executable, str(EXPERIMENTS / "logit_lens.py"), "--quick", "--threads", "1", "--n-prompts", "4",
-         "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            str(EXPERIMENTS / "logit_lens.py"),
+            "--quick",
+            "--threads",
+            "1",
+            "--n-prompts",
+            "4",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "logit_lens: reproduced" in proc.stdout

@@ -24,7 +24,9 @@ def test_batched_equals_one_at_a_time_and_the_model(tiny_model):
 
 def test_chat_wraps_in_the_template(gpt2_like):
     before = interp.profile_for(gpt2_like)
-    interp.set_profile(gpt2_like, interp.ModelProfile("tiny-chat", chat_template="user : {prompt} assistant :"))
+    interp.set_profile(
+        gpt2_like, interp.ModelProfile("tiny-chat", chat_template="user : {prompt} assistant :")
+    )
     try:
         wrapped = next_tokens(gpt2_like, ["how do i make bread ?"], chat=True)
         plain = next_tokens(gpt2_like, ["user : how do i make bread ? assistant :"])
@@ -41,7 +43,9 @@ def test_bad_input(gpt2_like):
     with pytest.raises(ValueError, match="batch_size=0"):
         next_tokens(gpt2_like, "a", batch_size=0)
     with pytest.raises(ValueError, match="ids and probs"):
-        NextTokens(prompts=("a",), ids=torch.zeros(2, 1, dtype=torch.long), probs=torch.zeros(2, 1), tokens=(("x",),))
+        NextTokens(
+            prompts=("a",), ids=torch.zeros(2, 1, dtype=torch.long), probs=torch.zeros(2, 1), tokens=(("x",),)
+        )
     with pytest.raises(ValueError, match="answers for"):
         next_tokens(gpt2_like, "a").correct(["x", "y"])
 

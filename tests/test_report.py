@@ -12,9 +12,9 @@ from interp.core.report import (
     ExperimentConfig,
     Notebook,
     field_docs,
+    flatten,
     jsonable,
     load_for,
-    flatten,
     markdown_table,
     parse_config,
 )
@@ -46,8 +46,24 @@ def test_parse_config_defaults_quick_and_explicit_flags():
     assert parse_config(DemoConfig, []) == DemoConfig()
     quick = parse_config(DemoConfig, ["--quick"])
     assert quick.quick and quick.n_prompts == 8 and quick.tasks == ("antonym",)
-    mixed = parse_config(DemoConfig, ["--quick", "--n-prompts", "3", "--tasks", "a", "b", "--verbose",
-                                      "--alpha", "2", "--model", "gpt2", "--out", "/tmp/x"])
+    mixed = parse_config(
+        DemoConfig,
+        [
+            "--quick",
+            "--n-prompts",
+            "3",
+            "--tasks",
+            "a",
+            "b",
+            "--verbose",
+            "--alpha",
+            "2",
+            "--model",
+            "gpt2",
+            "--out",
+            "/tmp/x",
+        ],
+    )
     assert (mixed.n_prompts, mixed.tasks, mixed.verbose, mixed.alpha) == (3, ("a", "b"), True, 2.0)
     assert (mixed.model, mixed.out, mixed.quick) == ("gpt2", "/tmp/x", True)
     with pytest.raises(FrozenInstanceError):
@@ -91,9 +107,16 @@ def test_notebook_writes_summary_report_and_figures(tmp_path, gpt2_like):
     nb.figure("bars", go.Figure(go.Bar(x=["a"], y=[1])), "one bar")
     nb.table("Per layer", [{"layer": 0, "value": 0.5}])
     summary = nb.finish(
-        question="Q?", method="M.", claim="C.", criterion="x >= 1", reproduced=True,
-        numbers={"x": torch.tensor(2.0), "zero": {"drop": 0.5}}, controls={"random x": 0.1}, conclusion="Concl.",
-        published="Paper 2024.", differences="Smaller.",
+        question="Q?",
+        method="M.",
+        claim="C.",
+        criterion="x >= 1",
+        reproduced=True,
+        numbers={"x": torch.tensor(2.0), "zero": {"drop": 0.5}},
+        controls={"random x": 0.1},
+        conclusion="Concl.",
+        published="Paper 2024.",
+        differences="Smaller.",
     )
     folder = tmp_path / "run"
     saved = json.loads((folder / "summary.json").read_text())
@@ -102,14 +125,35 @@ def test_notebook_writes_summary_report_and_figures(tmp_path, gpt2_like):
     assert saved["controls"] == {"random x": 0.1} and saved["figures"][0]["html"] == "bars.html"
     assert (folder / "bars.html").exists()
     report = (folder / "report.md").read_text()
-    for part in ("# demo run: reproduced", "## Question", "Q?", "## Numbers", "| x | 2 |", "| zero.drop | 0.5 |", "### Controls",
-                 "### Per layer", "[bars](bars.html)", "Criterion: x >= 1", "Paper 2024.", "quick mode"):
+    for part in (
+        "# demo run: reproduced",
+        "## Question",
+        "Q?",
+        "## Numbers",
+        "| x | 2 |",
+        "| zero.drop | 0.5 |",
+        "### Controls",
+        "### Per layer",
+        "[bars](bars.html)",
+        "Criterion: x >= 1",
+        "Paper 2024.",
+        "quick mode",
+    ):
         assert part in report, part
 
 
 def test_notebook_default_folder(tmp_path):
     nb = Notebook("demo", DemoConfig(), default_root=tmp_path)
     assert nb.folder == tmp_path / "demo" and nb.folder.is_dir()
-    summary = nb.finish(question="", method="", claim="", criterion="", reproduced=False, numbers={},
-                        conclusion="", published="", differences="")
+    summary = nb.finish(
+        question="",
+        method="",
+        claim="",
+        criterion="",
+        reproduced=False,
+        numbers={},
+        conclusion="",
+        published="",
+        differences="",
+    )
     assert summary["finding"]["verdict"] == "not reproduced" and summary["model"] == {}

@@ -129,9 +129,7 @@ def shuffled_pairs(pairs: Sequence[tuple[_T, _T]], *, seed: int = 0) -> list[tup
     return [(a, p) for (a, _), p in zip(pairs, perm)]
 
 
-def shuffled_split(
-    first: Sequence[_T], second: Sequence[_T], *, seed: int = 0
-) -> tuple[list[_T], list[_T]]:
+def shuffled_split(first: Sequence[_T], second: Sequence[_T], *, seed: int = 0) -> tuple[list[_T], list[_T]]:
     """Both sets pooled, shuffled and split again at the same sizes (labels shuffled).
 
     Example:
@@ -142,7 +140,7 @@ def shuffled_split(
     return pool[: len(first)], pool[len(first) :]
 
 
-def same_norm(vector: Float[torch.Tensor, "..."], like: Float[torch.Tensor, "..."]) -> torch.Tensor:
+def same_norm(vector: Float[torch.Tensor, ...], like: Float[torch.Tensor, ...]) -> torch.Tensor:
     """`vector` rescaled to the norm of `like`."""
     norm = vector.norm()
     if norm == 0:

@@ -43,8 +43,10 @@ class NextTokens(Result):
     def __post_init__(self) -> None:
         n = len(self.prompts)
         if self.ids.ndim != 2 or self.ids.shape[0] != n or self.probs.shape != self.ids.shape:
-            raise ValueError(f"ids and probs must be [prompts={n}, k] of one shape, got "
-                             f"{tuple(self.ids.shape)} and {tuple(self.probs.shape)}")
+            raise ValueError(
+                f"ids and probs must be [prompts={n}, k] of one shape, got "
+                f"{tuple(self.ids.shape)} and {tuple(self.probs.shape)}"
+            )
         if len(self.tokens) != n or any(len(t) != self.ids.shape[1] for t in self.tokens):
             raise ValueError("tokens must be nested [prompt][k]")
 
@@ -77,10 +79,20 @@ class NextTokens(Result):
 
     def plot(self) -> go.Figure:
         """Top-1 probability per prompt, labelled with the token."""
-        fig = go.Figure(go.Bar(x=list(range(len(self.prompts))), y=self.probs[:, 0].tolist(), text=list(self.top1),
-                               hovertext=list(self.prompts)))
-        fig.update_layout(title="Most likely next token per prompt", xaxis_title="prompt",
-                          yaxis_title="probability", yaxis_range=[0, 1])
+        fig = go.Figure(
+            go.Bar(
+                x=list(range(len(self.prompts))),
+                y=self.probs[:, 0].tolist(),
+                text=list(self.top1),
+                hovertext=list(self.prompts),
+            )
+        )
+        fig.update_layout(
+            title="Most likely next token per prompt",
+            xaxis_title="prompt",
+            yaxis_title="probability",
+            yaxis_range=[0, 1],
+        )
         return fig
 
 

@@ -127,7 +127,8 @@ def parse_config(cls: type[ExperimentConfig], argv: Sequence[str] | None = None)
     for f in dataclasses.fields(cls):
         kind, many = _kind(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        factory = f.default_factory  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else factory()
         help_ = f"{docs.get(f.name, '')} (default: {default!r})".replace("%", "%%")
         if kind is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, help=help_)
@@ -229,8 +230,14 @@ class Notebook:
         default_root: where results go when `config.out` is empty.
     """
 
-    def __init__(self, name: str, config: ExperimentConfig, model: Any = None, *,
-                 default_root: str | Path = "experiments/results") -> None:
+    def __init__(
+        self,
+        name: str,
+        config: ExperimentConfig,
+        model: Any = None,
+        *,
+        default_root: str | Path = "experiments/results",
+    ) -> None:
         self.name, self.config, self.model = name, config, model
         self.folder = Path(config.out) if config.out else Path(default_root) / name
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -263,8 +270,14 @@ class Notebook:
         from interp.core.cache import fingerprint
 
         cfg = self.model.cfg
-        return {"name": cfg.model_name, "fingerprint": fingerprint(self.model), "n_layers": cfg.n_layers,
-                "d_model": cfg.d_model, "d_vocab": cfg.d_vocab, "device": str(cfg.device)}
+        return {
+            "name": cfg.model_name,
+            "fingerprint": fingerprint(self.model),
+            "n_layers": cfg.n_layers,
+            "d_model": cfg.d_model,
+            "d_vocab": cfg.d_vocab,
+            "device": str(cfg.device),
+        }
 
     def finish(
         self,
@@ -299,16 +312,24 @@ class Notebook:
 
         summary = {
             "experiment": self.name,
-            "finding": {"claim": claim, "criterion": criterion, "reproduced": bool(reproduced),
-                        "verdict": "reproduced" if reproduced else "not reproduced"},
+            "finding": {
+                "claim": claim,
+                "criterion": criterion,
+                "reproduced": bool(reproduced),
+                "verdict": "reproduced" if reproduced else "not reproduced",
+            },
             "numbers": jsonable(numbers),
             "controls": jsonable(controls or {}),
             "settings": jsonable(self.config),
             "model": self.model_facts(),
             "published": published,
             "figures": self.figures,
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                        "torch": torch.__version__, "threads": torch.get_num_threads()},
+            "machine": {
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+            },
             "wall_seconds": round(wall, 2),
         }
         path = self.folder / SUMMARY
@@ -318,7 +339,9 @@ class Notebook:
         (self.folder / REPORT).write_text(self._markdown(summary, question, method, conclusion, differences))
         return summary
 
-    def _markdown(self, s: dict[str, Any], question: str, method: str, conclusion: str, differences: str) -> str:
+    def _markdown(
+        self, s: dict[str, Any], question: str, method: str, conclusion: str, differences: str
+    ) -> str:
         model = s["model"]
         flat = [{"number": k, "value": v} for k, v in flatten(s["numbers"]).items()]
         ctrl = [{"control": k, "value": v} for k, v in flatten(s["controls"]).items()]
@@ -327,9 +350,12 @@ class Notebook:
             f"*{time.strftime('%Y-%m-%d %H:%M')} · model `{model.get('name', '?')}` (fingerprint "
             f"`{model.get('fingerprint', '?')}`) · {s['wall_seconds']:.1f} s on {s['machine']['cpus']} CPUs"
             f"{' · quick mode' if self.config.quick else ''}*",
-            "## Question", question,
-            "## Method", method,
-            "## Numbers", markdown_table(flat),
+            "## Question",
+            question,
+            "## Method",
+            method,
+            "## Numbers",
+            markdown_table(flat),
         ]
         if ctrl:
             parts += ["### Controls", markdown_table(ctrl)]
@@ -341,7 +367,10 @@ class Notebook:
             "## Conclusion",
             f"**{s['finding']['verdict'].capitalize()}.** Criterion: {s['finding']['criterion']}",
             conclusion,
-            "## Published result and what differs", s["published"], differences,
-            "## Settings", "```json\n" + json.dumps(s["settings"], indent=2) + "\n```",
+            "## Published result and what differs",
+            s["published"],
+            differences,
+            "## Settings",
+            "```json\n" + json.dumps(s["settings"], indent=2) + "\n```",
         ]
         return "\n\n".join(parts) + "\n"
