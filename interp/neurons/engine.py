@@ -158,7 +158,7 @@ def reference_means(model: HookedTransformer, reference: Sequence[str], hooks: S
         return {"mean": computed[h]}
 
     return {h: cached(model, "neuron_means", {"hook": h, "reference": digest, "n": len(reference)},
-                      lambda h=h: compute(h))["mean"] for h in hooks}
+                      lambda h=h: compute(h), expect={"mean": None})["mean"] for h in hooks}
 
 
 def resample_pairs(prompts: Sequence[str], reference: Sequence[str]) -> torch.Tensor:

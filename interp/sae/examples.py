@@ -285,15 +285,22 @@ def max_activating_examples(
     elif cache_key is not None or isinstance(corpus, NamedCorpus) or _reiterable(corpus):
         key = (f"key:{cache_key}" if cache_key is not None
                else f"named:{corpus.key}" if isinstance(corpus, NamedCorpus) else _texts_hash(corpus))
-        tensors = cached(model, "max_activating", {**args, "corpus": key}, lambda: compute(iter_texts(corpus)))
+        tensors = cached(model, "max_activating", {**args, "corpus": key}, lambda: compute(iter_texts(corpus)),
+                         expect=_EXPECT)
     else:  # a one-shot stream: hash it on the way, then store under its content hash
         hasher = hashlib.sha256()
         result = compute(iter_texts(corpus), hasher)
-        tensors = cached(model, "max_activating", {**args, "corpus": hasher.hexdigest()[:32]}, lambda: result)
+        tensors = cached(model, "max_activating", {**args, "corpus": hasher.hexdigest()[:32]}, lambda: result,
+                         expect=_EXPECT)
     strs = model.to_str_tokens(tensors["token_ids"]) if tensors["token_ids"].numel() else []
     meta = {"n_tokens": str(int(tensors["n_tokens"])), "n_examples": str(int(tensors["n_examples"])),
             "before": str(before), "kind": spec.kind, "source": spec.source, "token_strs": json.dumps(list(strs))}
     return _from_parts(tensors, meta)
+
+
+#: what a cached top-k entry must hold (see `interp.sae.stream.stream_topk`)
+_EXPECT = {name: None for name in ("units", "values", "example", "position", "context_tokens", "context_acts",
+                                   "fired", "hist", "token_ids", "n_tokens", "n_examples")}
 
 
 def _hash_list(values: list[int]) -> str:

@@ -222,7 +222,8 @@ def _mean_acts(model, prompts, names, positions, batch_size, use_cache, desc) ->
         return {"mean": (total / len(prompts)).cpu()}
 
     args = {"prompts": digest(prompts), "n": len(prompts), "names": names, "positions": list(positions)}
-    return cached(model, "mean_acts", args, compute, enabled=use_cache)["mean"]
+    shape = (len(names), len(positions), None)
+    return cached(model, "mean_acts", args, compute, enabled=use_cache, expect={"mean": shape})["mean"]
 
 
 def mean_difference(
