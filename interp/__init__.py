@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "model_info": "core.models",
     "ModelInfo": "core.models",
     "ModelNotAvailableError": "core.models",
+    "LogitMismatchError": "core.convert",
+    "NamedCorpus": "data.corpus",
     "SUPPORTED_MODELS": "core.models",
     "ModelProfile": "core.profiles",
     "profile_for": "core.profiles",
@@ -77,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "FeatureActivations": "sae",
     "feature_vector": "sae",
     "search_features": "sae",
+    "feature_density": "sae",
     "FeatureSearch": "sae",
     "max_activating_examples": "sae",
     "MaxActivatingExamples": "sae",
@@ -105,21 +108,52 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover  (editors and type checkers see every public name)
+    from interp.core.convert import LogitMismatchError
     from interp.core.hooks import harvest, hook_name, hooked, record
     from interp.core.models import ModelInfo, ModelNotAvailableError, SUPPORTED_MODELS, load_model, model_info
     from interp.core.profiles import ModelProfile, profile_for, register_profile, set_profile
     from interp.core.readout import final_logits
     from interp.core.results import Result
     from interp.core.tokens import format_chat, token_id, tokenize
+    from interp.data.corpus import NamedCorpus
     from interp.lens import LogitLensResult, logit_lens
-    from interp.neurons import AblationResult, Metric, ablate_neurons, logit_diff, token_logprob
-    from interp.neurons import NeuronActivations, NeuronRanking, neuron_activations, rank_neurons
+    from interp.neurons import (
+        AblationResult,
+        Metric,
+        NeuronActivations,
+        NeuronRanking,
+        ablate_neurons,
+        logit_diff,
+        neuron_activations,
+        rank_neurons,
+        token_logprob,
+    )
     from interp.patching import PatchscopeResult, patchscope
-    from interp.sae import FeatureCard, feature_card
-    from interp.sae import check_sae
-    from interp.sae import FeatureActivations, feature_activations, feature_vector
-    from interp.sae import MaxActivatingExamples, max_activating_examples
-    from interp.sae import load_sae
-    from interp.sae import FeatureSearch, search_features
-    from interp.steering import SteerResult, SteeringVector, SteeringVectors, mean_difference, orthogonalize, steer
-    from interp.steering import DirectionSelection, KLResult, harmless_kl, refusal_rate, refusal_score, select_direction
+    from interp.sae import (
+        FeatureActivations,
+        FeatureCard,
+        FeatureSearch,
+        MaxActivatingExamples,
+        check_sae,
+        feature_activations,
+        feature_card,
+        feature_density,
+        feature_vector,
+        load_sae,
+        max_activating_examples,
+        search_features,
+    )
+    from interp.steering import (
+        DirectionSelection,
+        KLResult,
+        SteerResult,
+        SteeringVector,
+        SteeringVectors,
+        harmless_kl,
+        mean_difference,
+        orthogonalize,
+        refusal_rate,
+        refusal_score,
+        select_direction,
+        steer,
+    )

@@ -178,7 +178,7 @@ def logit_lens(
     targets: str | int | Sequence[str | int] = (),
     k: int = 5,
     chat: bool | None = False,
-    prepend_bos: bool = True,
+    prepend_bos: bool | None = None,
     chunk_positions: int | None = None,
 ) -> LogitLensResult:
     """Decode every layer's residual stream at the chosen positions of a prompt.
@@ -199,7 +199,7 @@ def logit_lens(
         k: how many top tokens to keep per cell.
         chat: wrap the prompt in the model's chat template (None: the model's profile decides;
             default False: read the text as given).
-        prepend_bos: prepend the BOS token (as the model was trained).
+        prepend_bos: prepend the BOS token; None follows the model (`interp.core.tokens.wants_bos`).
         chunk_positions: positions per unembedding chunk (default: sized to the vocabulary).
 
     Returns:

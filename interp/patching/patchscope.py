@@ -176,7 +176,7 @@ def patchscope(
     targets: str | int | Sequence[str | int] | None = None,
     max_new_tokens: int = 4,
     batch_size: int = 64,
-    prepend_bos: bool = True,
+    prepend_bos: bool | None = None,
     strategy: str = "auto",
     relocate_position: bool = True,
     **deprecated: Any,
@@ -203,7 +203,7 @@ def patchscope(
             identity prompt). Formerly `expected=`.
         max_new_tokens: greedy tokens to generate per row (KV cache on).
         batch_size: rows per batched pass (a big grid is split).
-        prepend_bos: prepend BOS to source and target prompts.
+        prepend_bos: prepend BOS to source and target prompts; None follows the model (`wants_bos`).
         strategy: `"one_pass"` (source and all rows in one forward), `"shared_prefix"` (fewest
             FLOPs; needed for back-patching and grids bigger than `batch_size`) or `"auto"`
             (the cheaper of the two that applies). Both give the same result.
