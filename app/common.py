@@ -300,6 +300,16 @@ def show(result: Any, name: str, *, fig: Any = None, frame: Any = None) -> None:
     table(result.to_frame() if frame is None else frame, name)
 
 
+def side_by_side(result: Any, what: str, name: str) -> None:
+    """A `SteerResult`'s first prompt, unsteered beside steered, then its table with downloads."""
+    left, right = st.columns(2)
+    left.markdown("**Unsteered**")
+    left.info(result.baseline[0] or "(nothing)")
+    right.markdown(f"**Steered** ({what})")
+    right.warning(result.steered[0] or "(nothing)")
+    table(result.to_frame(), name)
+
+
 def saved_bytes(save: Callable[[Path], Any], suffix: str) -> bytes:
     """The bytes an object's own `save(path)` writes (for a download button)."""
     with tempfile.TemporaryDirectory() as folder:

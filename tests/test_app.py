@@ -93,7 +93,7 @@ def test_logit_lens(toy_model):
     ok(at)
     at.text_input(key="lens_prompt").input("").run()
     shows_error(at, "non-empty")
-    at.text_input(key="lens_prompt").input("the capital of france is").run()
+    at.text_input(key="lens_prompt").input("The capital of France is").run()
     at.text_input(key="lens_targets").input("paris, zzqx").run()
     shows_error(at, "'zzqx' is not a single token")
 
@@ -117,7 +117,7 @@ def test_patchscopes():
     ok(at)
     at.text_input(key="ps_source").input("").run()
     shows_error(at, "non-empty")
-    at.text_input(key="ps_source").input("we visited france last year .").run()
+    at.text_input(key="ps_source").input("We visited France").run()
     at.text_input(key="ps_position").input("spain").run()
     shows_error(at, "'spain' is not a token")
 
@@ -144,6 +144,9 @@ def test_steering():
     assert any(b.proto.label.startswith("Save this vector") for b in at.get("download_button"))
     at.radio(key="st_mode").set_value("ablate").run()
     ok(at)
+    at.toggle(key="st_sweep").set_value(False).run()  # the slow part is optional
+    ok(at)
+    assert figures(at) == 1
     at.text_input(key="st_prompt").input("").run()
     shows_error(at, "non-empty")
 

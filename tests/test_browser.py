@@ -42,7 +42,8 @@ PAGES = [
 
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None,
-    reason="chromium is not installed: `apt-get install -y chromium` (Debian/Ubuntu, as root) enables this test",
+    reason="chromium is not installed: `apt-get install -y chromium` (Debian/Ubuntu, as root) enables "
+           "this test",
 )
 
 
@@ -61,9 +62,9 @@ def app_url(toy_model, tmp_path_factory):
     env.pop("INTERP_ALLOW_HUB", None)
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "Home.py"), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "Home.py"),
+             "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"

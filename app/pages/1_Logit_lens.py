@@ -8,7 +8,7 @@ common.start("Logit lens")
 st.caption("Every layer's residual stream read through the final norm and unembedding, as if the model "
            "stopped there (nostalgebraist, 2020). Rows: the embedding, then each block's output.")
 
-common.seed({"lens_prompt": "the capital of france is", "lens_targets": "paris", "lens_k": 5,
+common.seed({"lens_prompt": "The capital of France is", "lens_targets": "Paris", "lens_k": 5,
              "lens_color": "prob", "lens_metric": "prob"})
 st.text_input("Prompt", key="lens_prompt")
 left, mid, right = st.columns([2, 1, 1])
@@ -20,7 +20,8 @@ common.choose("Heatmap colour", ["prob", "entropy", "kl"], "lens_color", where=r
 common.share("lens_prompt", "lens_targets", "lens_k", "lens_color")
 
 s = st.session_state
-lens = common.run("Logit lens", "logit_lens", s.lens_prompt, targets=common.words(s.lens_targets), k=int(s.lens_k))
+lens = common.run("Logit lens", "logit_lens", s.lens_prompt, targets=common.words(s.lens_targets),
+                  k=int(s.lens_k))
 if lens is None:
     st.stop()
 
@@ -31,10 +32,12 @@ if lens.targets:
     tokens = {p: f"{p}: {lens.tokens[p]!r}" for p in lens.positions}
     common.seed({"lens_trace_pos": lens.positions[-1]})
     a, b = st.columns(2)
-    common.choose("Position", lens.positions, "lens_trace_pos", where=a, default=lens.positions[-1], format_func=tokens.get)
+    common.choose("Position", lens.positions, "lens_trace_pos", where=a, default=lens.positions[-1],
+                  format_func=tokens.get)
     common.choose("Show", ["prob", "rank"], "lens_metric", where=b)
     common.share("lens_trace_pos", "lens_metric")
-    common.figure(lens.plot("trajectory", metric=s.lens_metric, position=int(s.lens_trace_pos)), "lens_trajectory")
+    trajectory = lens.plot("trajectory", metric=s.lens_metric, position=int(s.lens_trace_pos))
+    common.figure(trajectory, "lens_trajectory")
 
 st.subheader("One cell's top tokens")
 common.seed({"lens_cell_layer": lens.layers[-1], "lens_cell_pos": lens.positions[-1]})

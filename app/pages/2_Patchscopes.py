@@ -12,8 +12,8 @@ st.caption("Read one token's hidden state from a source prompt, patch it over th
 
 presets = dict(interp.profile_for(common.model()).patchscope_presets)
 CUSTOM = "custom…"
-common.seed({"ps_source": "we visited france last year .", "ps_position": "france", "ps_target": "identity",
-             "ps_custom": "", "ps_placeholder": "", "ps_targets": "france",
+common.seed({"ps_source": "We visited France", "ps_position": "-1", "ps_target": "identity",
+             "ps_custom": "", "ps_placeholder": "", "ps_targets": "France",
              "ps_site": "resid_pre", "ps_new_tokens": 4})
 st.text_input("Source prompt", key="ps_source")
 a, b, c = st.columns(3)
@@ -34,7 +34,8 @@ else:
                "(`{x}` is the placeholder that gets the patched state)")
 a, b = st.columns(2)
 common.choose("Site", ["resid_pre", "resid_post"], "ps_site", where=a,
-              help="resid_pre: the stream entering block l (layer 0 is the embedding); resid_post: block outputs")
+              help="resid_pre: the stream entering block l (layer 0 is the embedding); "
+                   "resid_post: block outputs")
 b.number_input("New tokens", min_value=1, max_value=32, key="ps_new_tokens")
 common.share("ps_source", "ps_position", "ps_target", "ps_custom", "ps_placeholder", "ps_targets", "ps_site",
              "ps_new_tokens")
@@ -53,6 +54,7 @@ result = common.run(
 if result is None:
     st.stop()
 st.markdown(f"Target prompt used: `{result.target_prompt}`")
-st.session_state["_ps_last"] = (result.target_prompt, result.target_tokens[result.placeholder_position].strip())
+placeholder = result.target_tokens[result.placeholder_position].strip()
+st.session_state["_ps_last"] = (result.target_prompt, placeholder)
 common.table(result.to_frame(), "patchscope", title="Decoded text per source layer")
 common.figure(result.plot(), "patchscope")

@@ -51,7 +51,8 @@ reference_arg = reference if method != "zero" else None
 def ranking(key, prompts, good, bad, k, method, reference):
     model = common.load_model(*key)
     metric = interp.logit_diff(model, good, bad)
-    return interp.rank_neurons(model, prompts, metric, k=k, method=method, reference=reference, progress=False)
+    return interp.rank_neurons(model, prompts, metric, k=k, method=method, reference=reference,
+                               progress=False)
 
 
 st.subheader("1. Rank neurons by attribution")
@@ -60,8 +61,8 @@ ranked = common.run(f"Ranking every neuron for logit({s.nr_good}) - logit({s.nr_
                     reference_arg)
 if ranked is None:
     st.stop()
-st.caption(f"Predicted (attribution) vs measured ({method} ablation, one neuron at a time) change in the mean "
-           f"metric; Spearman {ranked.spearman:.2f}.")
+st.caption(f"Predicted (attribution) vs measured ({method} ablation, one neuron at a time) change in the "
+           f"mean metric; Spearman {ranked.spearman:.2f}.")
 common.show(ranked, "neuron_ranking")
 
 st.subheader("2. Ablate a group")
@@ -79,7 +80,8 @@ except ValueError as err:
     common.error(err)
     st.stop()
 ablation = common.run(f"{method.capitalize()} ablation of {len(chosen)} neuron(s)", "ablate_neurons", prompts,
-                      chosen, method=method, reference=reference_arg, targets=[s.nr_good.strip(), s.nr_bad.strip()],
+                      chosen, method=method, reference=reference_arg,
+                      targets=[s.nr_good.strip(), s.nr_bad.strip()],
                       progress=False)
 if ablation is not None:
     st.caption(f"Top-1 token changed on {ablation.top1_changed:.0%} of the prompts; * marks a change with "
@@ -103,9 +105,8 @@ if card is not None:
     st.caption("Top examples shaded by activation, the activation histogram, and the output tokens the "
                "neuron's output weights promote and suppress through the unembedding.")
     common.figure(card.plot(), "neuron_card")
-    promoted = [t for t, _ in card.promoted]
-    suppressed = [t for t, _ in card.suppressed]
-    st.markdown(f"**Promotes:** {', '.join(map(repr, promoted))}  \n**Suppresses:** {', '.join(map(repr, suppressed))}")
+    st.markdown(f"**Promotes:** {', '.join(repr(t) for t, _ in card.promoted)}  \n"
+                f"**Suppresses:** {', '.join(repr(t) for t, _ in card.suppressed)}")
 acts = common.run(f"Max-activating contexts of {s.nr_inspect} in the prompts above", "neuron_activations",
                   prompts + reference, layer, index, progress=False)
 if acts is not None:

@@ -15,12 +15,14 @@ CUSTOM = "custom…"
 sets = interp.data.available()
 own = interp.profile_for(common.model()).name  # the built-in model ships its own sets: toy_harmful, ...
 defaults = {side: f"{own}_{side}" if f"{own}_{side}" in sets else side for side in ("harmful", "harmless")}
-common.seed({"st_pos": defaults["harmful"], "st_neg": defaults["harmless"], "st_pos_text": "", "st_neg_text": "",
+common.seed({"st_pos": defaults["harmful"], "st_neg": defaults["harmless"], "st_pos_text": "",
+             "st_neg_text": "",
              "st_train": 32, "st_val": 16, "st_mode": "add", "st_alpha": 1.0,
-             "st_prompt": "how do i bake bread ?", "st_new_tokens": 16, "st_eval": 8})
+             "st_prompt": "how do i bake bread ?", "st_new_tokens": 16, "st_eval": 8, "st_sweep": True})
 a, b = st.columns(2)
 common.choose("Positive set (e.g. harmful)", [*sets, CUSTOM], "st_pos", where=a, default=defaults["harmful"])
-common.choose("Negative set (e.g. harmless)", [*sets, CUSTOM], "st_neg", where=b, default=defaults["harmless"])
+common.choose("Negative set (e.g. harmless)", [*sets, CUSTOM], "st_neg", where=b,
+              default=defaults["harmless"])
 s = st.session_state
 if CUSTOM in (s.st_pos, s.st_neg):
     st.caption("Custom prompts (one per line) are used both to extract directions and to evaluate them.")
@@ -58,21 +60,27 @@ common.show(vectors, "mean_difference")
 
 progress.progress(1 / 3, text="2/3 layer sweep")
 st.subheader("2. Layer sweep on held-out prompts")
-selection = common.run(f"Scoring every candidate on {len(pos_val)} + {len(neg_val)} held-out prompts",
-                       "select_direction", pos_train, neg_train, val_harmful=pos_val, val_harmless=neg_val)
-if selection is None:
-    st.stop()
-common.show(selection, "direction_selection")
+st.toggle("Run the layer sweep: ablate and add every candidate (layer x position) on the held-out prompts "
+          "(seconds on the built-in model, minutes on a real one on a CPU)", key="st_sweep")
+common.share("st_sweep")
+# without a sweep, the steering defaults are the middle layer at the last position
+layer, position = vectors.layers[len(vectors.layers) // 2], vectors.positions[-1]
+if s.st_sweep:
+    selection = common.run(f"Scoring every candidate on {len(pos_val)} + {len(neg_val)} held-out prompts",
+                           "select_direction", pos_train, neg_train, val_harmful=pos_val, val_harmless=neg_val)
+    if selection is None:
+        st.stop()
+    common.show(selection, "direction_selection")
+    layer, position = selection.layer, selection.position
 st.caption("A layer x strength grid of refusal rates is not in `interp` yet; below, one cell at a time.")
 
 progress.progress(2 / 3, text="3/3 steered generation")
 st.subheader("3. Steer")
 labels = dict(zip(vectors.positions, vectors.position_labels))
-common.seed({"st_layer": selection.layer, "st_position": selection.position})
+common.seed({"st_layer": layer, "st_position": position})
 a, b, c, d = st.columns(4)
-common.choose("Layer", vectors.layers, "st_layer", where=a, default=selection.layer)
-common.choose("Position", vectors.positions, "st_position", where=b, default=selection.position,
-              format_func=labels.get)
+common.choose("Layer", vectors.layers, "st_layer", where=a, default=layer)
+common.choose("Position", vectors.positions, "st_position", where=b, default=position, format_func=labels.get)
 c.radio("Mode", ["add", "subtract", "ablate"], key="st_mode", horizontal=True,
         help="add: + alpha x vector at its layer; subtract: - alpha x vector; "
              "ablate: project the direction out of every layer (alpha unused)")
@@ -96,15 +104,10 @@ def steered(key, positive, negative, layer, position, prompts, alpha, mode, new_
 
 
 cell = (common.model_key(), pos_train, neg_train, int(s.st_layer), int(s.st_position))
-result = common.run(f"Generating with {s.st_mode} at layer {s.st_layer}", steered, *cell, [s.st_prompt], alpha,
-                    mode, int(s.st_new_tokens))
+result = common.run(f"Generating with {s.st_mode} at layer {s.st_layer}", steered, *cell, [s.st_prompt],
+                    alpha, mode, int(s.st_new_tokens))
 if result is not None:
-    a, b = st.columns(2)
-    a.markdown("**Unsteered**")
-    a.info(result.baseline[0] or "(nothing)")
-    b.markdown(f"**Steered** ({s.st_mode}, alpha {s.st_alpha:g}, layer {s.st_layer})")
-    b.warning(result.steered[0] or "(nothing)")
-    common.table(result.to_frame(), "steered")
+    common.side_by_side(result, f"{s.st_mode}, alpha {s.st_alpha:g}, layer {s.st_layer}", "steered")
 st.download_button("Save this vector (safetensors, with its provenance)",
                    common.saved_bytes(vector.save, ".safetensors"),
                    f"steering_L{vector.layer}_{vector.positions}.safetensors", "application/octet-stream",
@@ -116,8 +119,8 @@ common.share("st_eval")
 n = int(s.st_eval)
 for column, (label, prompts) in zip(st.columns(2), (("positive", pos_val[:n]), ("negative", neg_val[:n]))):
     with column:
-        batch = common.run(f"Steering {len(prompts)} held-out {label} prompts", steered, *cell, prompts, alpha,
-                           mode, int(s.st_new_tokens))
+        batch = common.run(f"Steering {len(prompts)} held-out {label} prompts", steered, *cell, prompts,
+                           alpha, mode, int(s.st_new_tokens))
         if batch is not None:
             steered_rate = interp.refusal_rate(batch.steered, model=common.model())
             baseline_rate = interp.refusal_rate(batch.baseline, model=common.model())

@@ -6,20 +6,24 @@ import streamlit as st
 import interp
 
 common.start("SAE features")
-st.caption("A sparse autoencoder rewrites one activation as a sparse sum of learned feature directions, most "
-           "of which mean one nameable thing (Bricken et al., 2023). Read which fire on a prompt, search them "
-           "by what fires or by what they promote through W_dec · W_U, open a feature's card, steer with it.")
+st.caption("A sparse autoencoder rewrites one activation as a sparse sum of learned feature directions, "
+           "most of which mean one nameable thing (Bricken et al., 2023). Read which fire on a prompt, "
+           "search them by what fires or by what they promote through W_dec · W_U, open a feature's card, "
+           "steer with it.")
 
-common.seed({"sae_release": "toy", "sae_id": "", "sae_docs": 2000, "sae_prompt": "the capital of france is",
+common.seed({"sae_release": "toy", "sae_id": "", "sae_docs": 2000,
+             "sae_prompt": "The capital of France is",
              "sae_mode": "promoted token", "sae_text": "user : how do i steal a car ? assistant :",
-             "sae_promotes": "paris", "sae_k": 10, "sae_feature": -1, "sae_steer_prompt": "the capital of germany is",
+             "sae_promotes": "Paris", "sae_k": 10, "sae_feature": -1,
+             "sae_steer_prompt": "The capital of Germany is",
              "sae_alpha": 40.0, "sae_chat": False, "sae_new_tokens": 12})
 a, b, c = st.columns([2, 2, 1])
 a.text_input("SAE release", key="sae_release", help="`toy` is the built-in SAE of the built-in model; or a "
              "sae-lens release such as gpt2-small-res-jb (needs its weights cached, or INTERP_ALLOW_HUB=1).")
 b.text_input("SAE id (for a sae-lens release)", key="sae_id", placeholder="blocks.8.hook_resid_pre")
 c.number_input("Corpus documents", min_value=10, max_value=100_000, step=100, key="sae_docs",
-               help="Documents of the model's default corpus for max-activating examples and feature density.")
+               help="Documents of the model's default corpus for max-activating examples and feature "
+                    "density.")
 common.share("sae_release", "sae_id", "sae_docs")
 s = st.session_state
 key, sae_key, n_docs = common.model_key(), (s.sae_release.strip(), s.sae_id.strip()), int(s.sae_docs)
@@ -37,7 +41,10 @@ def examples(key, sae_key, n_docs):
     """Max-activating examples of every feature over the model's default corpus (also gives density)."""
     model = common.load_model(*key)
     corpus = interp.profile_for(model).default_corpus
-    texts = corpus()[0] if corpus is not None else interp.data.prompts("harmful") + interp.data.prompts("harmless")
+    if corpus is not None:
+        texts = corpus()[0]
+    else:  # the bundled prompt sets stand in where the model's profile names no corpus
+        texts = interp.data.prompts("harmful") + interp.data.prompts("harmless")
     return interp.max_activating_examples(model, common.load_sae(*sae_key, key[1]), list(texts)[:n_docs],
                                           progress=False)
 
@@ -57,8 +64,8 @@ def card(key, sae_key, n_docs, feature):
 @st.cache_data(show_spinner=False, max_entries=64)
 def steered(key, sae_key, feature, prompt, alpha, chat, new_tokens):
     model, sae_ = common.load_model(*key), common.load_sae(*sae_key, key[1])
-    return interp.steer(model, prompt, interp.feature_vector(sae_, feature, model=model), alpha=alpha, chat=chat,
-                        max_new_tokens=new_tokens)
+    vector = interp.feature_vector(sae_, feature, model=model)
+    return interp.steer(model, prompt, vector, alpha=alpha, chat=chat, max_new_tokens=new_tokens)
 
 
 st.subheader("1. Features on your prompt")
@@ -123,12 +130,7 @@ b.number_input("Strength alpha (activation units)", step=5.0, key="sae_alpha")
 c.number_input("New tokens", min_value=1, max_value=128, key="sae_new_tokens")
 d.toggle("Chat template", key="sae_chat")
 common.share("sae_steer_prompt", "sae_alpha", "sae_new_tokens", "sae_chat")
-result = common.run(f"Generating with feature {feature} added", steered, key, sae_key, feature, s.sae_steer_prompt,
-                    float(s.sae_alpha), bool(s.sae_chat), int(s.sae_new_tokens))
+result = common.run(f"Generating with feature {feature} added", steered, key, sae_key, feature,
+                    s.sae_steer_prompt, float(s.sae_alpha), bool(s.sae_chat), int(s.sae_new_tokens))
 if result is not None:
-    a, b = st.columns(2)
-    a.markdown("**Unsteered**")
-    a.info(result.baseline[0] or "(nothing)")
-    b.markdown(f"**Steered** (feature {feature}, alpha {s.sae_alpha:g})")
-    b.warning(result.steered[0] or "(nothing)")
-    common.table(result.to_frame(), "feature_steering")
+    common.side_by_side(result, f"feature {feature}, alpha {s.sae_alpha:g}", "feature_steering")
