@@ -1,12 +1,15 @@
 """Run every benchmark: `python -m benchmarks [name ...] [--model toy|gpt2-random|gemma-2-2b-random]`.
 
-Each `benchmarks/bench_*.py` exposes `run(model) -> list[Row]`.
+Each `benchmarks/bench_*.py` exposes `run(model) -> list[Row]`. `python -m benchmarks peers`
+compares interp with its peers on GPT-2-small-sized random weights (`--peers-size small` for a
+quick run on tiny ones, `--rounds N` timed rounds per side).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 from pathlib import Path
 
@@ -20,7 +23,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", help="benchmark module names without bench_ (default: all)")
     parser.add_argument("--model", default="toy", help="toy, gpt2-random or gemma-2-2b-random")
+    parser.add_argument("--peers-size", default=None, help="peers: gpt2 (default) or small")
+    parser.add_argument("--rounds", type=int, default=None, help="peers: timed rounds per side (default 5)")
     args = parser.parse_args()
+    if args.peers_size:
+        os.environ["INTERP_PEERS_SIZE"] = args.peers_size
+    if args.rounds:
+        os.environ["INTERP_PEERS_ROUNDS"] = str(args.rounds)
     torch.manual_seed(0)
     model = bench_model(args.model)
     found = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))

@@ -34,12 +34,12 @@ def best_time(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -> 
     return min(times)
 
 
-def interleaved(
+def interleaved_samples(
     fns: dict[str, Callable[[], object]], device: torch.device | str | None = None, *, rounds: int = 7,
     warmup: int = 1,
-) -> dict[str, float]:
-    """Best time of each function in seconds, the functions taking turns each round, so a busy
-    spell slows them alike instead of whichever happened to run during it.
+) -> dict[str, list[float]]:
+    """Every timed run of each function in seconds, the functions taking turns each round, so a
+    busy spell slows them alike instead of whichever happened to run during it.
 
     On a CPU the clock is the process's CPU time with one torch thread: on a shared machine wall
     time also counts the time other processes hold the cores, which says nothing about either
@@ -53,7 +53,7 @@ def interleaved(
     threads = torch.get_num_threads()
     if cpu:
         torch.set_num_threads(1)
-    best = {name: float("inf") for name in fns}
+    times: dict[str, list[float]] = {name: [] for name in fns}
     try:
         for i in range(warmup + rounds):
             for name, fn in fns.items():
@@ -62,10 +62,26 @@ def interleaved(
                 fn()
                 sync()
                 if i >= warmup:
-                    best[name] = min(best[name], clock() - start)
+                    times[name].append(clock() - start)
     finally:
         torch.set_num_threads(threads)
-    return best
+    return times
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]], device: torch.device | str | None = None, *, rounds: int = 7,
+    warmup: int = 1,
+) -> dict[str, float]:
+    """Best time of each function in seconds, timed as `interleaved_samples` times them."""
+    return {name: min(ts) for name, ts in interleaved_samples(fns, device, rounds=rounds, warmup=warmup).items()}
+
+
+def median_spread(times: list[float]) -> tuple[float, float]:
+    """`(median, spread)` of repeated timings; spread is (max - min) / median."""
+    ordered = sorted(times)
+    n = len(ordered)
+    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return median, (ordered[-1] - ordered[0]) / median if median > 0 else 0.0
 
 
 def peak_cuda_extra(fn: Callable[[], object]) -> int | None:

@@ -175,3 +175,13 @@ def test_bad_inputs_are_named(gpt2_like):
         generate(gpt2_like, tokens[:1], max_new_tokens=gpt2_like.cfg.n_ctx)
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(gpt2_like, tokens[:1], max_new_tokens=0)
+
+
+def test_peers_benchmark_smoke():
+    """The peers runner end to end on tiny weights, one round: every side agrees token for token."""
+    from benchmarks.peers import run_peers
+
+    rows = run_peers(size="small", rounds=1, batches=(2,), new_tokens=3, harvest_prompts=4)
+    assert rows and all("NO" not in r.detail for r in rows)
+    lens = [float(r.detail.split("max |dp| ")[1]) for r in rows if "max |dp|" in r.detail]
+    assert lens and max(lens) < 1e-4  # the three logit lenses agree

@@ -1,0 +1,53 @@
+"""Steered generation, every side on the same weights: tokens/s as a ratio to plain HF `generate`.
+
+Each side (see `sides.py`) first runs once untimed; that run is also the correctness check:
+every peer must produce exactly the tokens our loop produces with the same edit (a benchmark
+that compares different computations is worthless), and plain HF / transformer-lens `generate`
+the tokens of our plain loop. Then the sides take turns, round after round
+(`common.interleaved_samples`: process CPU time with one torch thread on a CPU, so a busy
+machine slows every side alike), and each side's median time and spread are reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmarks.common import interleaved_samples, median_spread
+from benchmarks.peers.sides import SAME_AS, Setup, all_sides, same
+from benchmarks.peers.weights import Pair
+
+
+@dataclass
+class RaceRow:
+    side: str
+    batch: int
+    tokens_per_s: float
+    spread: float
+    vs_hf: float  # tokens/s of this side / tokens/s of plain HF generate, same batch
+    same_as: str | None  # the side whose tokens this one must equal
+    same: bool | None
+
+
+def race(pair: Pair, batch: int, *, new_tokens: int = 32, rounds: int = 5) -> list[RaceRow]:
+    """Time every installed side at one batch size; check tokens first."""
+    setup = Setup.build(pair, batch, new_tokens)
+    sides = all_sides(setup)
+    outputs = {name: fn() for name, fn in sides.items()}  # warm-up and correctness run
+    times = interleaved_samples(sides, rounds=rounds, warmup=0)
+    n = batch * new_tokens
+    hf_median = median_spread(times["HF generate"])[0]
+    rows = []
+    for name, ts in times.items():
+        median, spread = median_spread(ts)
+        ref = SAME_AS.get(name)
+        ok = None if ref is None else same(setup, outputs[name], outputs[ref])
+        rows.append(RaceRow(name, batch, n / median, spread, hf_median / median, ref, ok))
+    return rows
+
+
+def print_race(rows: list[RaceRow]) -> None:
+    width = max(len(r.side) for r in rows)
+    print(f"{'steered generation (greedy, KV cache)':<{width}}  batch  {'tok/s':>8}  spread  ÷ HF gen  same tokens as")
+    for r in rows:
+        check = "" if r.same_as is None else f"{'yes' if r.same else 'NO '}  {r.same_as}"
+        print(f"{r.side:<{width}}  {r.batch:>5}  {r.tokens_per_s:8.1f}  {r.spread:6.2f}  {r.vs_hf:8.3f}  {check}")
