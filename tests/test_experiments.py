@@ -50,7 +50,7 @@ def _run(name: str, model, tmp_path: Path, *extra: str) -> dict:
 def test_logit_lens(toy_model, tmp_path):
     s = _run("logit_lens", toy_model, tmp_path)
     n = s["numbers"]
-    assert n["final_accuracy"] >= 0.95 and n["answer_top1_at_embedding"] <= 0.05
+    assert n["final_accuracy"] >= 0.95 and n["answer_top1_at_embedding_of_correct"] <= 0.05
     assert n["layers"][0] == "embed" and len(n["share_top1_by_layer"]) == toy_model.cfg.n_layers + 1
     assert (
         n["share_top1_by_layer"][-1] >= 0.95
@@ -126,6 +126,8 @@ def test_an_experiment_runs_as_a_script(tmp_path):
             "1",
             "--n-prompts",
             "4",
+            "--min-correct",
+            "2",
             "--out",
             str(out),
         ],
