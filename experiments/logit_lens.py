@@ -233,8 +233,8 @@ def run(cfg: Config, model=None) -> dict:
         ),
         differences=(
             "On the built-in model: it has 4 layers and learned each capital as a memorised fact of its "
-            "corpus, so the answer appears after the first block rather than in the last few layers of a deep "
-            "model; the lens here is the plain lens (no tuned lens)."
+            "corpus, so the answer appears after the first block rather than in the last few layers of a "
+            "deep model; the lens here is the plain lens (no tuned lens)."
         ),
     )
 
