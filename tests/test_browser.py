@@ -135,3 +135,27 @@ def test_page_renders_in_a_browser(app_url, browser, path, query, n_figures, tex
         page.screenshot(path=str(SHOTS / f"{path or 'Home'}.png"), full_page=True)
     finally:
         page.close()
+
+
+@needs_chromium
+def test_page_state_comes_from_and_goes_to_the_url(app_url, browser):
+    from urllib.parse import parse_qs, urlparse
+
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    try:
+        page.goto(f"{app_url}/Logit_lens?lens_prompt=The+capital+of+Germany+is&lens_targets=Berlin")
+        prompt = page.get_by_label("Prompt", exact=True)
+        prompt.wait_for(timeout=SLOW)
+        assert prompt.input_value() == "The capital of Germany is"
+        page.locator(".js-plotly-plot").nth(1).wait_for(timeout=SLOW)
+        _settle(page)
+        prompt.fill("The capital of Spain is")
+        prompt.press("Enter")
+        page.wait_for_url(lambda url: "Spain" in url, timeout=SLOW)
+        _settle(page)
+        query = parse_qs(urlparse(page.url).query)
+        assert query["lens_prompt"] == ["The capital of Spain is"]
+        assert query["lens_targets"] == ["Berlin"]
+        assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    finally:
+        page.close()

@@ -31,6 +31,7 @@ key, sae_key, n_docs = common.model_key(), (s.sae_release.strip(), s.sae_id.stri
 try:
     with st.spinner(f"Loading SAE {sae_key[0]}…"):
         sae = common.load_sae(*sae_key, key[1])
+        interp.check_sae(common.model(), sae)  # one clear message when the SAE does not fit this model
 except Exception as err:  # noqa: BLE001 - shown on the page, never a traceback
     common.error(err)
     st.stop()
