@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile | $(PY)
 	touch $(STAMP)
 
 app: $(STAMP)
-	$(PY) -m streamlit run app/Home.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false
+	$(PY) -m streamlit run app/Home.py --server.headless true --server.address 127.0.0.1 --server.port $(PORT) --browser.gatherUsageStats false
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
