@@ -16,9 +16,7 @@ Run: `python experiments/backpatching.py [--model NAME] [--out DIR] [--quick]`.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import plotly.graph_objects as go
@@ -27,10 +25,8 @@ from tqdm.auto import tqdm
 
 import interp
 from interp.core.predict import next_tokens
-from interp.core.report import ExperimentConfig, Notebook, load_for, parse_config
+from interp.core.report import ExperimentConfig, load_for, main, script_notebook
 
-NAME = "backpatching"
-RESULTS = Path(__file__).resolve().parent / "results"
 #: (second-hop template with {x}, the answer's field); {x} is the country for one hop, the capital for two
 TOY_HOPS = (
     ("the language of {x} is", "language"),
@@ -93,7 +89,7 @@ def queries(model, cfg: Config) -> list[dict[str, str]]:
 
 def run(cfg: Config, model=None) -> dict:
     model = load_for(cfg, model)
-    nb = Notebook(NAME, cfg, model, default_root=RESULTS)
+    nb = script_notebook(__file__, cfg, model)
     qs = queries(model, cfg)
     two = next_tokens(model, [q["two"] for q in qs]).correct([q["answer"] for q in qs])
     one = next_tokens(model, [q["one"] for q in qs]).correct([q["answer"] for q in qs])
@@ -240,5 +236,4 @@ def run(cfg: Config, model=None) -> dict:
 
 
 if __name__ == "__main__":
-    summary = run(parse_config(Config, sys.argv[1:]))
-    print(f"{NAME}: {summary['finding']['verdict']} ({summary['wall_seconds']:.1f} s)")
+    main(run, Config)

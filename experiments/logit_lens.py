@@ -14,9 +14,7 @@ Run: `python experiments/logit_lens.py [--model NAME] [--out DIR] [--quick]`.
 from __future__ import annotations
 
 import statistics
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import plotly.graph_objects as go
@@ -24,10 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 import interp
-from interp.core.report import ExperimentConfig, Notebook, load_for, parse_config
-
-NAME = "logit_lens"
-RESULTS = Path(__file__).resolve().parent / "results"
+from interp.core.report import ExperimentConfig, load_for, main, script_notebook
 
 
 @dataclass(frozen=True)
@@ -82,7 +77,7 @@ def prompt_set(model, cfg: Config) -> list[tuple[str, str, str]]:
 
 def run(cfg: Config, model=None) -> dict:
     model = load_for(cfg, model)
-    nb = Notebook(NAME, cfg, model, default_root=RESULTS)
+    nb = script_notebook(__file__, cfg, model)
     triples = prompt_set(model, cfg)
     rows, lenses = [], []
     for prompt, answer, control in tqdm(triples, desc="logit lens"):
@@ -240,5 +235,4 @@ def run(cfg: Config, model=None) -> dict:
 
 
 if __name__ == "__main__":
-    summary = run(parse_config(Config, sys.argv[1:]))
-    print(f"{NAME}: {summary['finding']['verdict']} ({summary['wall_seconds']:.1f} s)")
+    main(run, Config)

@@ -16,9 +16,7 @@ Run: `python experiments/patchscopes.py [--model NAME] [--out DIR] [--quick]`.
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import plotly.graph_objects as go
@@ -26,10 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 import interp
-from interp.core.report import ExperimentConfig, Notebook, load_for, parse_config
-
-NAME = "patchscopes"
-RESULTS = Path(__file__).resolve().parent / "results"
+from interp.core.report import ExperimentConfig, load_for, main, script_notebook
 
 
 @dataclass(frozen=True)
@@ -86,7 +81,7 @@ def entities(model, cfg: Config) -> list[tuple[str, str, str]]:
 
 def run(cfg: Config, model=None) -> dict:
     model = load_for(cfg, model)
-    nb = Notebook(NAME, cfg, model, default_root=RESULTS)
+    nb = script_notebook(__file__, cfg, model)
     preset = interp.profile_for(model).patchscope_presets["identity"]
     target = preset.split("{x}")[0] + "?"  # the paper's identity prompt, the placeholder last
     texts = sources(model, cfg)
@@ -221,5 +216,4 @@ def run(cfg: Config, model=None) -> dict:
 
 
 if __name__ == "__main__":
-    summary = run(parse_config(Config, sys.argv[1:]))
-    print(f"{NAME}: {summary['finding']['verdict']} ({summary['wall_seconds']:.1f} s)")
+    main(run, Config)

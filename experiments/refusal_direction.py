@@ -14,9 +14,7 @@ Run: `python experiments/refusal_direction.py [--model NAME] [--out DIR] [--quic
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import plotly.graph_objects as go
@@ -25,10 +23,7 @@ from tqdm.auto import tqdm
 
 import interp
 from interp.core.controls import random_direction, shuffled_split
-from interp.core.report import ExperimentConfig, Notebook, load_for, parse_config
-
-NAME = "refusal_direction"
-RESULTS = Path(__file__).resolve().parent / "results"
+from interp.core.report import ExperimentConfig, load_for, main, script_notebook
 
 
 @dataclass(frozen=True)
@@ -72,7 +67,7 @@ def requests(model, split: str) -> tuple[list[str], list[str]]:
 
 def run(cfg: Config, model=None) -> dict:
     model = load_for(cfg, model)
-    nb = Notebook(NAME, cfg, model, default_root=RESULTS)
+    nb = script_notebook(__file__, cfg, model)
     toy = interp.profile_for(model).name == "toy"
     new = cfg.max_new_tokens or (3 if toy else 24)
     harm_tr, safe_tr = requests(model, "train")
@@ -274,5 +269,4 @@ def run(cfg: Config, model=None) -> dict:
 
 
 if __name__ == "__main__":
-    summary = run(parse_config(Config, sys.argv[1:]))
-    print(f"{NAME}: {summary['finding']['verdict']} ({summary['wall_seconds']:.1f} s)")
+    main(run, Config)

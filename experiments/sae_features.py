@@ -16,9 +16,7 @@ Run: `python experiments/sae_features.py [--model NAME] [--out DIR] [--quick]`.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import plotly.graph_objects as go
@@ -27,10 +25,7 @@ from tqdm.auto import tqdm
 
 import interp
 from interp.core.controls import random_direction
-from interp.core.report import ExperimentConfig, Notebook, load_for, parse_config
-
-NAME = "sae_features"
-RESULTS = Path(__file__).resolve().parent / "results"
+from interp.core.report import ExperimentConfig, load_for, main, script_notebook
 
 
 @dataclass(frozen=True)
@@ -66,7 +61,7 @@ class Config(ExperimentConfig):
 
 def run(cfg: Config, model=None) -> dict:
     model = load_for(cfg, model)
-    nb = Notebook(NAME, cfg, model, default_root=RESULTS)
+    nb = script_notebook(__file__, cfg, model)
     toy = interp.profile_for(model).name == "toy"
     sae = interp.load_sae(cfg.sae or ("toy" if toy else cfg.model), cfg.sae_id or None)
     if toy:
@@ -265,5 +260,4 @@ def run(cfg: Config, model=None) -> dict:
 
 
 if __name__ == "__main__":
-    summary = run(parse_config(Config, sys.argv[1:]))
-    print(f"{NAME}: {summary['finding']['verdict']} ({summary['wall_seconds']:.1f} s)")
+    main(run, Config)

@@ -16,9 +16,7 @@ Run: `python experiments/singular_plural_neurons.py [--model NAME] [--out DIR] [
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import plotly.graph_objects as go
@@ -27,10 +25,8 @@ from tqdm.auto import tqdm
 
 import interp
 from interp.core.controls import random_neurons
-from interp.core.report import ExperimentConfig, Notebook, load_for, parse_config
+from interp.core.report import ExperimentConfig, load_for, main, script_notebook
 
-NAME = "singular_plural_neurons"
-RESULTS = Path(__file__).resolve().parent / "results"
 GPT2_ANCHORS = ((10, 2096), (9, 1094))
 
 
@@ -89,7 +85,7 @@ def prompt_sets(model, cfg: Config) -> tuple[list[Item], list[Item]]:
 
 def run(cfg: Config, model=None) -> dict:
     model = load_for(cfg, model)
-    nb = Notebook(NAME, cfg, model, default_root=RESULTS)
+    nb = script_notebook(__file__, cfg, model)
     train, held = prompt_sets(model, cfg)
     texts, ref = [p.prompt for p in held], [p.prompt for p in train]
 
@@ -239,5 +235,4 @@ def run(cfg: Config, model=None) -> dict:
 
 
 if __name__ == "__main__":
-    summary = run(parse_config(Config, sys.argv[1:]))
-    print(f"{NAME}: {summary['finding']['verdict']} ({summary['wall_seconds']:.1f} s)")
+    main(run, Config)

@@ -17,9 +17,7 @@ Run: `python experiments/task_vectors.py [--model NAME] [--out DIR] [--quick]`.
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import plotly.graph_objects as go
@@ -27,10 +25,7 @@ from tqdm.auto import tqdm
 
 import interp
 from interp.core.controls import random_direction, shuffled_pairs
-from interp.core.report import ExperimentConfig, Notebook, load_for, parse_config
-
-NAME = "task_vectors"
-RESULTS = Path(__file__).resolve().parent / "results"
+from interp.core.report import ExperimentConfig, load_for, main, script_notebook
 
 
 @dataclass(frozen=True)
@@ -100,7 +95,7 @@ def vectors(model, task: Task, cfg: Config, shuffle: bool):
 
 def run(cfg: Config, model=None) -> dict:
     model = load_for(cfg, model)
-    nb = Notebook(NAME, cfg, model, default_root=RESULTS)
+    nb = script_notebook(__file__, cfg, model)
     tasks = tasks_for(model, cfg)
     rows, per_task, vecs = [], {}, {}
     for task in tqdm(tasks, desc="tasks"):
@@ -283,5 +278,4 @@ def run(cfg: Config, model=None) -> dict:
 
 
 if __name__ == "__main__":
-    summary = run(parse_config(Config, sys.argv[1:]))
-    print(f"{NAME}: {summary['finding']['verdict']} ({summary['wall_seconds']:.1f} s)")
+    main(run, Config)

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from interp.core.report import parse_config
+
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
 
@@ -30,7 +32,7 @@ def _module(name: str):
 
 def _run(name: str, model, tmp_path: Path, *extra: str) -> dict:
     module = _module(name)
-    cfg = module.parse_config(module.Config, ["--quick", "--out", str(tmp_path), *extra])
+    cfg = parse_config(module.Config, ["--quick", "--out", str(tmp_path), *extra])
     summary = module.run(cfg, model=model)
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved == summary

@@ -15,8 +15,10 @@ from interp.core.report import (
     flatten,
     jsonable,
     load_for,
+    main,
     markdown_table,
     parse_config,
+    script_notebook,
 )
 
 
@@ -140,6 +142,29 @@ def test_notebook_writes_summary_report_and_figures(tmp_path, gpt2_like):
         "quick mode",
     ):
         assert part in report, part
+
+
+def test_script_notebook_and_main(tmp_path, capsys):
+    script = tmp_path / "my_experiment.py"
+    nb = script_notebook(str(script), DemoConfig())
+    assert nb.name == "my_experiment" and nb.folder == tmp_path / "results" / "my_experiment"
+
+    def run(cfg):
+        return Notebook("demo", cfg, default_root=tmp_path).finish(
+            question="",
+            method="",
+            claim="",
+            criterion="",
+            reproduced=cfg.n_prompts == 3,
+            numbers={},
+            conclusion="",
+            published="",
+            differences="",
+        )
+
+    summary = main(run, DemoConfig, ["--n-prompts", "3"])
+    assert summary["settings"]["n_prompts"] == 3
+    assert capsys.readouterr().out.startswith("demo: reproduced (")
 
 
 def test_notebook_default_folder(tmp_path):

@@ -157,6 +157,30 @@ def load_for(config: ExperimentConfig, model: Any = None) -> Any:
     return interp.load_model(config.model)
 
 
+def script_notebook(script: str | Path, config: ExperimentConfig, model: Any = None) -> Notebook:
+    """The `Notebook` of an experiment script: named after the file, results in `results/<name>/` beside it.
+
+    Example:
+        >>> nb = script_notebook(__file__, cfg, model)     # experiments/results/logit_lens/
+    """
+    path = Path(script).resolve()
+    return Notebook(path.stem, config, model, default_root=path.parent / "results")
+
+
+def main(run: Any, config_class: type[ExperimentConfig], argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run an experiment from the command line: parse its config, run it, print the verdict.
+
+    Example:
+        >>> if __name__ == "__main__":
+        ...     main(run, Config)
+    """
+    import sys
+
+    summary = run(parse_config(config_class, sys.argv[1:] if argv is None else argv))
+    print(f"{summary['experiment']}: {summary['finding']['verdict']} ({summary['wall_seconds']:.1f} s)")
+    return summary
+
+
 def jsonable(value: Any) -> Any:
     """Numbers, strings, lists and dicts from tensors, numpy values, tuples and dataclasses.
 
