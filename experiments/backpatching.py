@@ -60,17 +60,11 @@ class Config(ExperimentConfig):
 def queries(model, cfg: Config) -> list[dict[str, str]]:
     """Two-hop queries with their one-hop versions: `two`, `hop1` (capital -> country), `one`."""
     if interp.profile_for(model).name != "toy":
-        pairs = interp.data.pairs("country_capital")[: cfg.n_countries]
-        return [
-            {
-                "two": f"The capital of the country whose capital is {cap} is",
-                "answer": cap,
-                "hop1": f"{cap} is the capital of",
-                "bridge": c,
-                "one": f"The capital of {c} is",
-            }
-            for c, cap in pairs
-        ]
+        raise ValueError(
+            f"no two-hop prompt set for {model.cfg.model_name!r}: the bundled sets (interp.data) hold one "
+            "relation per country (country_capital) and no second one to compose with; the built-in model's "
+            "facts (capital, language, continent) are used for it"
+        )
     out = []
     for c in interp.toy.corpus.COUNTRIES[: cfg.n_countries]:
         for prefix in cfg.prefixes:
