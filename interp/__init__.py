@@ -64,6 +64,8 @@ _EXPORTS: dict[str, str] = {
     "SteeringVectors": "steering",
     "mean_difference": "steering",
     "steer": "steering",
+    "steering_grid": "steering",
+    "SteeringGrid": "steering",
     "SteerResult": "steering",
     "orthogonalize": "steering",
     "select_direction": "steering",

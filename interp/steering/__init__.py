@@ -8,6 +8,7 @@ One module per idea:
 - `extract.py`: `mean_difference` -> `SteeringVectors` (one vector per layer and read position);
 - `selection.py`: `select_direction`, Arditi-style choice of a refusal direction;
 - `generate.py`: `steer`, steered and baseline completions side by side (`SteerResult`);
+- `grid.py`: `steering_grid`, the metric (refusal rate) per layer x strength (`SteeringGrid`);
 - `refusal.py`: `refusal_rate`, `refusal_score`, `harmless_kl` (`KLResult`);
 - `weights.py`: `orthogonalize`, directional ablation baked into the weights.
 
@@ -21,6 +22,7 @@ Example:
 from interp.steering.edits import APPLY_TO, MODES, ablation_hook_names, steering_hooks
 from interp.steering.extract import SteeringVectors, mean_difference
 from interp.steering.generate import SteerResult, steer
+from interp.steering.grid import SteeringGrid, steering_grid
 from interp.steering.refusal import (
     KLResult,
     harmless_kl,
@@ -34,6 +36,8 @@ from interp.steering.vector import SteeringVector, steering
 from interp.steering.weights import orthogonalize
 
 __all__ = [
+    "SteeringGrid",
+    "steering_grid",
     "APPLY_TO",
     "MODES",
     "DirectionSelection",
