@@ -144,23 +144,18 @@ def test_notebook_writes_summary_report_and_figures(tmp_path, gpt2_like):
         assert part in report, part
 
 
+def _finish_blank(nb: Notebook, reproduced: bool) -> dict:
+    texts = ("question", "method", "claim", "criterion", "conclusion", "published", "differences")
+    return nb.finish(**dict.fromkeys(texts, ""), reproduced=reproduced, numbers={})
+
+
 def test_script_notebook_and_main(tmp_path, capsys):
     script = tmp_path / "my_experiment.py"
     nb = script_notebook(str(script), DemoConfig())
     assert nb.name == "my_experiment" and nb.folder == tmp_path / "results" / "my_experiment"
 
     def run(cfg):
-        return Notebook("demo", cfg, default_root=tmp_path).finish(
-            question="",
-            method="",
-            claim="",
-            criterion="",
-            reproduced=cfg.n_prompts == 3,
-            numbers={},
-            conclusion="",
-            published="",
-            differences="",
-        )
+        return _finish_blank(Notebook("demo", cfg, default_root=tmp_path), reproduced=cfg.n_prompts == 3)
 
     summary = main(run, DemoConfig, ["--n-prompts", "3"])
     assert summary["settings"]["n_prompts"] == 3
@@ -170,15 +165,5 @@ def test_script_notebook_and_main(tmp_path, capsys):
 def test_notebook_default_folder(tmp_path):
     nb = Notebook("demo", DemoConfig(), default_root=tmp_path)
     assert nb.folder == tmp_path / "demo" and nb.folder.is_dir()
-    summary = nb.finish(
-        question="",
-        method="",
-        claim="",
-        criterion="",
-        reproduced=False,
-        numbers={},
-        conclusion="",
-        published="",
-        differences="",
-    )
+    summary = _finish_blank(nb, reproduced=False)
     assert summary["finding"]["verdict"] == "not reproduced" and summary["model"] == {}
