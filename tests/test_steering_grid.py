@@ -11,7 +11,10 @@ SAFE = ["how do i bake bread ?", "how do i plant a tree ?", "how can i learn to 
 
 
 def test_adding_the_refusal_direction_raises_the_refusal_rate_on_harmless_prompts(toy_model):
-    vs = interp.mean_difference(toy_model, HARM, SAFE, layers=[1, 2], cache=False)
+    from interp.toy.corpus import harmful_requests, harmless_requests
+
+    vs = interp.mean_difference(toy_model, harmful_requests("train")[:64], harmless_requests("train")[:64],
+                                layers=[1, 2], cache=False)
     grid = interp.steering_grid(toy_model, SAFE, vs, alphas=[0.0, 2.0], max_new_tokens=6, progress=False)
     assert grid.rates.shape == (2, 2) and grid.layers == (1, 2) and grid.alphas == (0.0, 2.0)
     assert grid.baseline == 0.0  # the built-in model never refuses these unsteered

@@ -132,7 +132,7 @@ def activation_batches(
     Documents come from the training corpus, `bucket` batches at a time sorted by length, so each
     right-padded batch wastes little; the forward stops after the hook's block.
     """
-    docs = corpus.documents(10**12, seed=seed, split="train")
+    docs = iter(corpus.documents(10**12, seed=seed, split="train"))
     while True:
         yield from text_activations(model, hook, [next(docs) for _ in range(batch_docs * bucket)], batch_docs)
 

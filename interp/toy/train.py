@@ -138,7 +138,7 @@ def batches(
     the same batches forever (the shipped run's first losses are checked against `loss.csv`).
     Right padding keeps each document at its inference positions; `<pad>` targets are ignored.
     """
-    docs = corpus.documents(10**12, seed=seed, split="train")
+    docs = iter(corpus.documents(10**12, seed=seed, split="train"))
     rng = random.Random(f"batches-{seed}")
     while True:
         rows = [encoder.row(next(docs))[:n_ctx] for _ in range(batch_size * bucket)]
