@@ -138,13 +138,16 @@ def test_neurons():
 
 
 def test_steering():
-    at = open_page("4_Steering", st_train=8, st_val=4, st_eval=2)
+    at = open_page("4_Steering", st_train=8, st_val=4, st_eval=2, st_grid_n=2, st_grid_alphas="1, 4")
     ok(at)
-    assert figures(at) == 2  # mean-difference norms and the layer sweep
+    assert figures(at) == 3  # mean-difference norms, the layer sweep, the layer x strength grid
     assert any(b.proto.label.startswith("Save this vector") for b in at.get("download_button"))
     at.radio(key="st_mode").set_value("ablate").run()
     ok(at)
-    at.toggle(key="st_sweep").set_value(False).run()  # the slow part is optional
+    at.toggle(key="st_sweep").set_value(False).run()  # the slow parts are optional
+    ok(at)
+    assert figures(at) == 2
+    at.toggle(key="st_grid").set_value(False).run()
     ok(at)
     assert figures(at) == 1
     at.text_input(key="st_prompt").input("").run()

@@ -72,7 +72,36 @@ if s.st_sweep:
         st.stop()
     common.show(selection, "direction_selection")
     layer, position = selection.layer, selection.position
-st.caption("A layer x strength grid of refusal rates is not in `interp` yet; below, one cell at a time.")
+
+st.subheader("Layer x strength grid")
+common.seed({"st_grid": True, "st_grid_alphas": "0.5, 1, 2, 4", "st_grid_n": 8})
+a, b, c = st.columns([1, 2, 1])
+a.toggle("Run the grid", key="st_grid", help="Add each layer's vector to held-out negative (harmless) prompts "
+         "at each strength and measure the refusal rate per cell")
+b.text_input("Strengths (comma-separated)", key="st_grid_alphas")
+c.number_input("Held-out prompts", min_value=1, max_value=64, key="st_grid_n")
+common.share("st_grid", "st_grid_alphas", "st_grid_n")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def grid(key, positive, negative, prompts, alphas, new_tokens):
+    """`interp.steering_grid` over the mean-difference vectors (adding them to `prompts`)."""
+    vectors_ = common.call("mean_difference", key, (positive, negative), ())
+    return interp.steering_grid(common.load_model(*key), prompts, vectors_, alphas=alphas,
+                                max_new_tokens=new_tokens, progress=False)
+
+
+if s.st_grid:
+    try:
+        alphas = [float(x) for x in s.st_grid_alphas.split(",") if x.strip()]
+    except ValueError:
+        common.error(ValueError(f"strengths {s.st_grid_alphas!r} must be numbers separated by commas"))
+        alphas = []
+    if alphas:
+        swept = common.run(f"Steering {int(s.st_grid_n)} prompts at every layer x {len(alphas)} strengths", grid,
+                           common.model_key(), pos_train, neg_train, neg_val[: int(s.st_grid_n)], alphas, 8)
+        if swept is not None:
+            common.show(swept, "steering_grid")
 
 progress.progress(2 / 3, text="3/3 steered generation")
 st.subheader("3. Steer")
