@@ -42,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "harvest": "core.hooks",
     "hook_name": "core.hooks",
     "final_logits": "core.readout",
+    "next_tokens": "core.predict",
+    "NextTokens": "core.predict",
     "Result": "core.results",
     # logit lens
     "logit_lens": "lens",
@@ -113,6 +115,7 @@ if TYPE_CHECKING:  # pragma: no cover  (editors and type checkers see every publ
     from interp.core.convert import LogitMismatchError
     from interp.core.hooks import harvest, hook_name, hooked, record
     from interp.core.models import ModelInfo, ModelNotAvailableError, SUPPORTED_MODELS, load_model, model_info
+    from interp.core.predict import NextTokens, next_tokens
     from interp.core.profiles import ModelProfile, profile_for, register_profile, set_profile
     from interp.core.readout import final_logits
     from interp.core.results import Result
@@ -149,6 +152,7 @@ if TYPE_CHECKING:  # pragma: no cover  (editors and type checkers see every publ
         DirectionSelection,
         KLResult,
         SteerResult,
+        SteeringGrid,
         SteeringVector,
         SteeringVectors,
         harmless_kl,
@@ -158,4 +162,5 @@ if TYPE_CHECKING:  # pragma: no cover  (editors and type checkers see every publ
         refusal_score,
         select_direction,
         steer,
+        steering_grid,
     )

@@ -125,3 +125,9 @@ def test_batched_generation_equals_one_at_a_time(smol):
              for p in prompts]
     assert list(batched.steered) == alone
     assert all(text.strip() for text in alone)
+
+
+def test_a_multi_token_target_is_tracked_by_its_first_token(smol):
+    with pytest.warns(UserWarning, match=r"'Abuja' is 2 tokens .*first token 'ĠAbu'"):
+        lens = interp.logit_lens(smol, "The capital of Nigeria is", positions="last", targets=["Abuja"])
+    assert lens.target_ids == (interp.token_id(smol, " Abu"),)

@@ -307,6 +307,30 @@ def token_id(model: HookedTransformer, token: str | int, *, space: bool | None =
     return found
 
 
+def target_id(model: HookedTransformer, token: str | int) -> int:
+    """`token_id`, except that a target of several tokens (`" Abuja"` -> `' Ab' 'uja'`) is read by
+    its first token, with a warning that says so (the first token is what the next position
+    predicts). A text the vocabulary cannot spell at all is still a KeyError.
+
+    Example:
+        >>> target_id(model, " Abuja")   # UserWarning: ' Abuja' is 2 tokens ...; tracking ' Ab'
+    """
+    try:
+        return token_id(model, token)
+    except KeyError:
+        if not isinstance(token, str):
+            raise
+        text = token if token.startswith(" ") or space_mark(model) is None else " " + token
+        ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+        unk = getattr(model.tokenizer, "unk_token_id", None)
+        if len(ids) < 2 or unk in ids:
+            raise
+        pieces = model.tokenizer.convert_ids_to_tokens(ids)
+        warnings.warn(f"{token!r} is {len(ids)} tokens in {model.cfg.model_name!r}'s vocabulary ({pieces}); "
+                      f"tracking its first token {pieces[0]!r} (id {ids[0]})", UserWarning, stacklevel=3)
+        return int(ids[0])
+
+
 def _warn_forms(model: HookedTransformer, word: str, spaced: int, bare: int) -> None:
     key = (model.cfg.model_name, word)
     if key not in _warned_forms:

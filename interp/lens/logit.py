@@ -44,7 +44,7 @@ from transformer_lens import HookedTransformer
 
 from interp.core.hooks import hook_name, record
 from interp.core.readout import final_logits
-from interp.core.tokens import maybe_chat, post_instruction_length, token_ids, tokenize, use_chat
+from interp.core.tokens import maybe_chat, post_instruction_length, target_id, tokenize, use_chat
 from interp.lens.result import LogitLensResult, layer_labels
 
 #: Elements of one [layers, positions, vocab] float32 chunk unembedded at a time (plus temporaries).
@@ -195,7 +195,8 @@ def logit_lens(
         positions: read positions: absolute token positions (BOS is 0; negatives count from
             the end), `"last"`, `"post_instruction"`, a list of those, or None for all. For a
             long prompt, ask only for what you will look at.
-        targets: tokens (strings or ids) whose probability and rank to track.
+        targets: tokens (strings or ids) whose probability and rank to track; a target of several
+            tokens is tracked by its first token, with a warning.
         k: how many top tokens to keep per cell.
         chat: wrap the prompt in the model's chat template (None: the model's profile decides;
             default False: read the text as given).
@@ -218,7 +219,7 @@ def logit_lens(
         raise ValueError(f"k={k!r} must be an int in [1, {model.cfg.d_vocab}]")
     prompt = _one_prompt(prompt)
     target_list = [targets] if isinstance(targets, (str, int)) else list(targets)
-    target_ids = token_ids(model, target_list)
+    target_ids = [target_id(model, t) for t in target_list]
     if isinstance(prompt, torch.Tensor):
         if chat:
             raise ValueError("chat=True needs text: token ids are read as given")
