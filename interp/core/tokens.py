@@ -307,6 +307,20 @@ def token_id(model: HookedTransformer, token: str | int, *, space: bool | None =
     return found
 
 
+def join_pieces(pieces: Sequence[str], spaced: bool | None = None) -> str:
+    """Show token pieces as text: sub-word pieces that carry their own spaces (`' Par' 'is'`)
+    are concatenated; word-level tokens (the built-in model's) are joined with spaces.
+    `spaced=None` decides from the pieces (any piece that starts with a space).
+
+    Example:
+        >>> join_pieces([" The", " cap", "ital"]), join_pieces(["the", "capital"])
+        (' The capital', 'the capital')
+    """
+    if spaced is None:
+        spaced = any(p.startswith(" ") for p in pieces)
+    return "".join(pieces) if spaced else " ".join(p for p in pieces if p)
+
+
 def target_id(model: HookedTransformer, token: str | int) -> int:
     """`token_id`, except that a target of several tokens (`" Abuja"` -> `' Ab' 'uja'`) is read by
     its first token, with a warning that says so (the first token is what the next position

@@ -37,6 +37,7 @@ from transformer_lens import HookedTransformer
 
 from interp.core.checks import MISSING, no_extra, renamed
 from interp.core.hooks import hook_name, hooked, resolve_layer
+from interp.core.tokens import join_pieces
 from interp.core.results import Result, check_shape
 from interp.core.topk import HIST_EDGES
 from interp.data.corpus import Corpus, iter_texts
@@ -89,8 +90,11 @@ class NeuronActivations(Result):
         """One row per top example: activation, token, context (top token in [brackets])."""
         import pandas as pd
 
+        spaced = any(t.startswith(" ") for c in self.contexts for t in c)
+
         def text(ctx: tuple[str, ...]) -> str:
-            return " ".join(f"[{t}]" if i == self.before else t for i, t in enumerate(ctx) if t)
+            marked = [f"[{t}]" if i == self.before else t for i, t in enumerate(ctx) if t]
+            return join_pieces(marked, spaced)
 
         return pd.DataFrame({
             "activation": self.values.numpy(),

@@ -39,8 +39,9 @@ from interp.core.cache import cached
 from interp.core.profiles import profile_for
 from interp.core.results import Result
 from interp.core.topk import HIST_EDGES, PAD
+from interp.core.tokens import join_pieces
 from interp.data import FOLDER as PROMPT_SETS
-from interp.data.corpus import NamedCorpus, Corpus, iter_texts
+from interp.data.corpus import Corpus, NamedCorpus, iter_texts
 from interp.sae.stream import Neuron, resolve_units, stream_topk
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -122,6 +123,7 @@ class MaxActivatingExamples(Result):
     def examples(self, unit: int) -> list[dict[str, Any]]:
         """The unit's top examples, strongest first: activation, example, position, context."""
         r = self.row(unit)
+        spaced = any(t.startswith(" ") for t in self.token_strs)
         out = []
         for j in range(self.k):
             if not math.isfinite(float(self.values[r, j])) or self.values[r, j] <= 0:
@@ -131,7 +133,7 @@ class MaxActivatingExamples(Result):
             out.append({
                 "activation": float(self.values[r, j]), "example": int(self.example[r, j]),
                 "position": int(self.position[r, j]), "token": toks[self.before],
-                "context": " ".join(toks[i] for i in keep),
+                "context": join_pieces([toks[i] for i in keep], spaced),
                 "tokens": [toks[i] for i in keep], "acts": [float(self.context_acts[r, j, i]) for i in keep],
             })
         return out
