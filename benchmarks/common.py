@@ -73,7 +73,8 @@ def interleaved(
     warmup: int = 1,
 ) -> dict[str, float]:
     """Best time of each function in seconds, timed as `interleaved_samples` times them."""
-    return {name: min(ts) for name, ts in interleaved_samples(fns, device, rounds=rounds, warmup=warmup).items()}
+    samples = interleaved_samples(fns, device, rounds=rounds, warmup=warmup)
+    return {name: min(ts) for name, ts in samples.items()}
 
 
 def median_spread(times: list[float]) -> tuple[float, float]:
@@ -146,6 +147,16 @@ class Row:
     target: str
     ok: bool
     detail: str = ""
+
+
+def print_columns(header: list[str], rows: list[list[str]]) -> None:
+    """A plain-text table fitted to its cells: the first and last columns left-aligned (names,
+    notes), the others right-aligned (numbers)."""
+    widths = [max(len(c) for c in col) for col in zip(header, *rows)]
+    last = len(header) - 1
+    for line in [header, *rows]:
+        cells = [c.ljust(w) if i in (0, last) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))]
+        print("  ".join(cells).rstrip())
 
 
 def print_table(rows: list[Row]) -> None:

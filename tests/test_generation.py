@@ -46,7 +46,8 @@ def test_left_padded_batch_equals_one_at_a_time(any_model):
     batched = generate(any_model, tokens, attention_mask=mask, max_new_tokens=10, stop_at_eos=False)
     for i, prompt in enumerate(prompts):
         one, _ = tokenize(any_model, [prompt])
-        assert torch.equal(batched[i], generate(any_model, one, max_new_tokens=10, stop_at_eos=False)[0]), prompt
+        alone = generate(any_model, one, max_new_tokens=10, stop_at_eos=False)[0]
+        assert torch.equal(batched[i], alone), prompt
 
 
 def test_eos_stops_its_row_only(gpt2_like):
@@ -86,7 +87,9 @@ def test_hooks_act_once_around_the_loop_and_leave_nothing(tiny_model):
     tokens, mask = tokenize(tiny_model, PROMPTS)
     plain = generate(tiny_model, tokens, attention_mask=mask, max_new_tokens=6, stop_at_eos=False)
     added = count_hooks(tiny_model)
-    steered = generate(tiny_model, tokens, attention_mask=mask, max_new_tokens=6, hooks=[(name, add)], stop_at_eos=False)
+    steered = generate(
+        tiny_model, tokens, attention_mask=mask, max_new_tokens=6, hooks=[(name, add)], stop_at_eos=False
+    )
     assert count_hooks(tiny_model) == added == 0
     assert not torch.equal(plain, steered)
     assert calls == [tokens.shape[1]] + [1] * 5  # the prompt once, then one position per step
@@ -136,7 +139,8 @@ def test_linear_layout_shared_by_threads(gpt2_like):
     def work():
         try:
             for _ in range(3):
-                outs.append(generate(gpt2_like, tokens, attention_mask=mask, max_new_tokens=6, stop_at_eos=False))
+                out = generate(gpt2_like, tokens, attention_mask=mask, max_new_tokens=6, stop_at_eos=False)
+                outs.append(out)
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
@@ -161,7 +165,9 @@ def test_sampling_is_seeded_without_touching_global_state(gpt2_like):
     one, _ = tokenize(gpt2_like, [PROMPTS[0]])  # transformer-lens' sampler, seeded the same way
     ours = generate(gpt2_like, one, seed=5, max_new_tokens=8, do_sample=True, top_k=10, stop_at_eos=False)
     torch.manual_seed(5)
-    theirs = gpt2_like.generate(one, max_new_tokens=8, do_sample=True, top_k=10, stop_at_eos=False, verbose=False)
+    theirs = gpt2_like.generate(
+        one, max_new_tokens=8, do_sample=True, top_k=10, stop_at_eos=False, verbose=False
+    )
     assert torch.equal(ours, theirs[:, one.shape[1] :])
 
 

@@ -67,7 +67,8 @@ def run_peers(
             detail += f", same tokens as {r.same_as}: {'yes' if r.same else 'NO'}"
         ours = r.side.startswith("interp")
         ok = (r.vs_hf >= 0.95 if ours else True) and r.same is not False
-        rows.append(Row(f"peers: {r.side} / HF generate tok/s", r.vs_hf, ">= 0.95" if ours else "-", ok, detail))
+        target = ">= 0.95" if ours else "-"
+        rows.append(Row(f"peers: {r.side} / HF generate tok/s", r.vs_hf, target, ok, detail))
         fast = _fastest_peer(race_rows, r) if ours else None
         if fast is not None:
             ratio = r.tokens_per_s / fast.tokens_per_s
@@ -76,14 +77,16 @@ def run_peers(
     print_lens(lens_rows)
     for r in lens_rows:
         if r.vs_tuned is not None and r.side != "one HF forward":
-            ok = r.max_prob_diff is None or r.max_prob_diff < 1e-4
-            rows.append(Row(f"peers: {r.side} / tuned-lens calls/s", r.vs_tuned, ">= 1.0" if r.side.startswith("interp") else "-",
-                            ok and (r.vs_tuned >= 1.0 or not r.side.startswith("interp")), f"max |dp| {r.max_prob_diff:.1e}"))
+            ours = r.side.startswith("interp")
+            ok = r.max_prob_diff < 1e-4 and (r.vs_tuned >= 1.0 or not ours)
+            name = f"peers: {r.side} / tuned-lens calls/s"
+            rows.append(Row(name, r.vs_tuned, ">= 1.0" if ours else "-", ok, f"max |dp| {r.max_prob_diff:.1e}"))
     mem_rows = memory_race(pair, prompts=harvest_prompts)
     print_memory(mem_rows)
     for r in mem_rows:
         if r.side != "run_with_cache":
             ours = r.side.startswith("interp")
-            rows.append(Row(f"peers: {r.side} / run_with_cache peak memory", r.vs_cache, "<= 0.05" if ours else "-",
-                            (r.vs_cache <= 0.05 if ours else True) and r.max_diff < 1e-4, f"{r.peak_mb:.0f} MB"))
+            ok = (r.vs_cache <= 0.05 if ours else True) and r.max_diff < 1e-4
+            name = f"peers: {r.side} / run_with_cache peak memory"
+            rows.append(Row(name, r.vs_cache, "<= 0.05" if ours else "-", ok, f"{r.peak_mb:.0f} MB"))
     return rows

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.common import interleaved_samples, median_spread
+from benchmarks.common import interleaved_samples, median_spread, print_columns
 from benchmarks.peers.sides import PROMPTS, installed
 from benchmarks.peers.weights import Pair
 
@@ -89,18 +89,18 @@ def lens_race(pair: Pair, *, k: int = 5, rounds: int = 5) -> list[LensRow]:
     times = interleaved_samples(sides, rounds=rounds, warmup=1)
     med = {n: median_spread(ts) for n, ts in times.items()}
     tuned_t = med.get("tuned-lens LogitLens", (None,))[0]
-    rows = []
-    for name, (m, spread) in med.items():
-        rows.append(
-            LensRow(name, 1 / m, spread, None if tuned_t is None else tuned_t / m, med["one HF forward"][0] / m, diffs[name])
-        )
-    return rows
+    forward_t = med["one HF forward"][0]
+    return [
+        LensRow(name, 1 / m, spread, None if tuned_t is None else tuned_t / m, forward_t / m, diffs[name])
+        for name, (m, spread) in med.items()
+    ]
 
 
 def print_lens(rows: list[LensRow]) -> None:
-    width = max(len(r.side) for r in rows)
-    print(f"{'logit lens, all layers x 64 positions':<{width}}  calls/s  spread  ÷ tuned-lens  ÷ forward  max |Δp|")
-    for r in rows:
-        tuned = "" if r.vs_tuned is None else f"{r.vs_tuned:.3f}"
-        diff = "" if r.max_prob_diff is None else f"{r.max_prob_diff:.1e}"
-        print(f"{r.side:<{width}}  {r.calls_per_s:7.2f}  {r.spread:6.2f}  {tuned:>12}  {r.vs_forward:9.3f}  {diff}")
+    header = ["logit lens, all layers x 64 positions", "calls/s", "spread", "÷ tuned-lens", "÷ forward"]
+    header.append("max |Δp|")
+    print_columns(header, [
+        [r.side, f"{r.calls_per_s:.2f}", f"{r.spread:.2f}", "" if r.vs_tuned is None else f"{r.vs_tuned:.3f}",
+         f"{r.vs_forward:.3f}", "" if r.max_prob_diff is None else f"{r.max_prob_diff:.1e}"]
+        for r in rows
+    ])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchmarks.common import interleaved_samples, median_spread
+from benchmarks.common import interleaved_samples, median_spread, print_columns
 from benchmarks.peers.sides import SAME_AS, Setup, all_sides, same
 from benchmarks.peers.weights import Pair
 
@@ -46,8 +46,10 @@ def race(pair: Pair, batch: int, *, new_tokens: int = 32, rounds: int = 5) -> li
 
 
 def print_race(rows: list[RaceRow]) -> None:
-    width = max(len(r.side) for r in rows)
-    print(f"{'steered generation (greedy, KV cache)':<{width}}  batch  {'tok/s':>8}  spread  ÷ HF gen  same tokens as")
-    for r in rows:
-        check = "" if r.same_as is None else f"{'yes' if r.same else 'NO '}  {r.same_as}"
-        print(f"{r.side:<{width}}  {r.batch:>5}  {r.tokens_per_s:8.1f}  {r.spread:6.2f}  {r.vs_hf:8.3f}  {check}")
+    header = ["steered generation (greedy, KV cache)", "batch", "tok/s", "spread", "÷ HF gen"]
+    header.append("same tokens as")
+    print_columns(header, [
+        [r.side, str(r.batch), f"{r.tokens_per_s:.1f}", f"{r.spread:.2f}", f"{r.vs_hf:.3f}",
+         "" if r.same_as is None else f"{'yes' if r.same else 'NO'}: {r.same_as}"]
+        for r in rows
+    ])

@@ -29,9 +29,9 @@ count from each row's first real token, pads are never attended to), each row st
 (later steps write EOS in it, as transformer-lens does) and the loop ends when every row has;
 the forward hooks are added once around the whole loop with `hooked`; everything runs under
 `torch.inference_mode()`. The prompt's forward reads out only its last position (as Hugging
-Face's `generate` does), so no `[batch, pos, d_vocab]` logits are made. Greedy decoding gives exactly `model.generate(..., do_sample=False,
-use_past_kv_cache=True)`'s tokens; sampling uses transformer-lens' own `sample_logits`, with a
-`seed` that touches no global random state.
+Face's `generate` does), so no `[batch, pos, d_vocab]` logits are made. Greedy decoding gives
+exactly `model.generate(..., do_sample=False, use_past_kv_cache=True)`'s tokens; sampling uses
+transformer-lens' own `sample_logits`, with a `seed` that touches no global random state.
 
 Example:
     >>> tokens, mask = interp.tokenize(model, ["the capital of france is", "hello"])
@@ -183,7 +183,9 @@ def _check_inputs(
         raise ValueError("tokens have no positions: give at least one token per row")
     if mask is not None:
         if tuple(mask.shape) != tuple(tokens.shape):
-            raise ValueError(f"attention_mask has shape {tuple(mask.shape)}; tokens have {tuple(tokens.shape)}")
+            raise ValueError(
+                f"attention_mask has shape {tuple(mask.shape)}; tokens have {tuple(tokens.shape)}"
+            )
         if not bool(mask[:, -1].all()):
             raise ValueError("every row's last position must be a real token: pad on the left")
     total = tokens.shape[1] + max_new_tokens
@@ -272,7 +274,8 @@ def generate(
             if do_sample:
                 seen = torch.cat([tokens, *new], dim=1) if freq_penalty > 0 else None
                 token = sample_logits(
-                    logits, top_k=top_k, top_p=top_p, temperature=temperature, freq_penalty=freq_penalty, tokens=seen
+                    logits, top_k=top_k, top_p=top_p, temperature=temperature,
+                    freq_penalty=freq_penalty, tokens=seen,
                 )
             else:
                 token = logits.argmax(-1)
