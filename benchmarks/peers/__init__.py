@@ -80,7 +80,8 @@ def run_peers(
             ours = r.side.startswith("interp")
             ok = r.max_prob_diff < 1e-4 and (r.vs_tuned >= 1.0 or not ours)
             name = f"peers: {r.side} / tuned-lens calls/s"
-            rows.append(Row(name, r.vs_tuned, ">= 1.0" if ours else "-", ok, f"max |dp| {r.max_prob_diff:.1e}"))
+            detail = f"max |dp| {r.max_prob_diff:.1e}"
+            rows.append(Row(name, r.vs_tuned, ">= 1.0" if ours else "-", ok, detail))
     mem_rows = memory_race(pair, prompts=harvest_prompts)
     print_memory(mem_rows)
     for r in mem_rows:

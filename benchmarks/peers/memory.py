@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmarks.common import peak_cuda_extra, peak_heap_extra
+from benchmarks.common import peak_cuda_extra, peak_heap_extra, print_columns
 from benchmarks.peers.sides import installed
 from benchmarks.peers.weights import Pair
 
@@ -87,14 +87,14 @@ def memory_race(pair: Pair, *, prompts: int = 256, length: int = 64, batch: int 
         results[side] = fn()  # also warms: first-call allocations are not the harvest's
         peaks[side] = peak_cuda_extra(fn) if torch.cuda.is_available() else peak_heap_extra(fn)[0]
     ref = results["interp.harvest"]
+    base = peaks["run_with_cache"]
     return [
-        MemoryRow(side, peaks[side] / 2**20, peaks[side] / peaks["run_with_cache"], (results[side] - ref).abs().max().item())
+        MemoryRow(side, peaks[side] / 2**20, peaks[side] / base, (results[side] - ref).abs().max().item())
         for side in sides
     ]
 
 
 def print_memory(rows: list[MemoryRow]) -> None:
-    width = max(len(r.side) for r in rows)
-    print(f"{'harvest one layer, 256 x 64 tokens':<{width}}  peak MB  ÷ run_with_cache  max |Δ| vs interp")
-    for r in rows:
-        print(f"{r.side:<{width}}  {r.peak_mb:7.0f}  {r.vs_cache:15.3f}  {r.max_diff:.1e}")
+    header = ["harvest one layer, 256 x 64 tokens", "peak MB", "÷ run_with_cache", "max |Δ| vs interp"]
+    cells = [[r.side, f"{r.peak_mb:.0f}", f"{r.vs_cache:.3f}", f"{r.max_diff:.1e}"] for r in rows]
+    print_columns(header, cells)

@@ -31,22 +31,19 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmarks.bench_steering import PROMPTS
 from benchmarks.peers.weights import Pair
 from interp.core.generation import generate
 from interp.core.tokens import pad_rows
 
-PEERS = {"steering-vectors": "steering_vectors", "nnsight": "nnsight", "repeng": "repeng", "tuned-lens": "tuned_lens"}
+#: Peer (its PyPI name) -> the module it installs.
+PEERS = {
+    "steering-vectors": "steering_vectors",
+    "nnsight": "nnsight",
+    "repeng": "repeng",
+    "tuned-lens": "tuned_lens",
+}
 
-PROMPTS = [
-    "how do i bake bread ?",
-    "tell me how to grow tomatoes .",
-    "can you help me learn french ?",
-    "explain how to fix a bike .",
-    "what is the best way to plan a trip ?",
-    "how can i paint a wall ?",
-    "give me steps to wash a car .",
-    "teach me to play chess .",
-]
 
 Side = Callable[[], "torch.Tensor | tuple[str, ...]"]
 
@@ -84,13 +81,16 @@ class Setup:
     vector: torch.Tensor
 
     @classmethod
-    def build(cls, pair: Pair, batch: int, new_tokens: int = 32, *, seed: int = 0, scale: float = 4.0) -> Setup:
+    def build(
+        cls, pair: Pair, batch: int, new_tokens: int = 32, *, seed: int = 0, scale: float = 4.0
+    ) -> Setup:
         tok = pair.tokenizer
         prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
         rows = [[tok.bos_token_id, *tok(p, add_special_tokens=False)["input_ids"]] for p in prompts]
         tokens, mask = pad_rows(rows, tok.pad_token_id, device=pair.tl.cfg.device)
         d = pair.tl.cfg.d_model
-        vector = (torch.randn(d, generator=torch.Generator().manual_seed(seed)) * scale).to(pair.tl.cfg.device)
+        vector = torch.randn(d, generator=torch.Generator().manual_seed(seed)) * scale
+        vector = vector.to(pair.tl.cfg.device)
         return cls(pair, prompts, tokens, mask, new_tokens, pair.tl.cfg.n_layers // 2, vector)
 
     @property
@@ -107,7 +107,8 @@ def baselines(s: Setup) -> dict[str, Side]:
 
     def hf_generate() -> torch.Tensor:
         with torch.inference_mode():
-            return s.new(hf.generate(s.tokens, attention_mask=s.mask, max_new_tokens=s.new_tokens, do_sample=False))
+            out = hf.generate(s.tokens, attention_mask=s.mask, max_new_tokens=s.new_tokens, do_sample=False)
+            return s.new(out)
 
     def tl_generate() -> torch.Tensor:
         with torch.inference_mode():
@@ -247,7 +248,8 @@ SAME_AS = {
 def all_sides(s: Setup) -> dict[str, Side]:
     """Every side whose library is installed (baselines and ours always)."""
     sides = {**baselines(s), **interp_sides(s)}
-    for peer, build in (("steering-vectors", steering_vectors_sides), ("nnsight", nnsight_sides), ("repeng", repeng_sides)):
+    peers = {"steering-vectors": steering_vectors_sides, "nnsight": nnsight_sides, "repeng": repeng_sides}
+    for peer, build in peers.items():
         if installed(peer):
             sides.update(build(s))
     return sides
