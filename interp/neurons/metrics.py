@@ -164,7 +164,7 @@ def metric_values(
     if bad.any():
         i = int(bad.nonzero()[0])
         raise ValueError(
-            f"metric {metric.name!r} returned {float(out[i])} for prompt {int(rows[i])}: expected finite values "
+            f"metric {metric.name!r} returned {float(out[i].detach())} for prompt {int(rows[i])}: expected finite values "
             "(a NaN or infinite metric cannot rank or compare neurons)"
         )
     return out
