@@ -191,3 +191,44 @@ def test_peers_benchmark_smoke():
     assert rows and all("NO" not in r.detail for r in rows)
     lens = [float(r.detail.split("max |dp| ")[1]) for r in rows if "max |dp|" in r.detail]
     assert lens and max(lens) < 1e-4  # the three logit lenses agree
+
+
+@pytest.fixture(params=["gpt2_like", "toy_model"])
+def gpt2_family(request):
+    return request.getfixturevalue(request.param)
+
+
+def test_fast_blocks_match_transformer_lens(gpt2_family):
+    from interp.core.generation import _lean_ok, _next_logits
+    from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
+
+    model = gpt2_family
+    assert _lean_ok(model)
+    tokens, mask = tokenize(model, _prompts(model))
+    lean = [True] * model.cfg.n_layers
+    with torch.inference_mode():
+        slow, quick = (TransformerLensKeyValueCache.init_cache(model.cfg, "cpu", len(tokens)) for _ in "ab")
+        ref = _next_logits(model, tokens, mask, slow)  # the prompt, then one cached step
+        assert (_next_logits(model, tokens, mask, quick, lean) - ref).abs().max() < 1e-5
+        step, nxt = torch.ones_like(mask[:, :1]), ref.argmax(-1)[:, None]
+        ref = _next_logits(model, nxt, step, slow)
+        assert (_next_logits(model, nxt, step, quick, lean) - ref).abs().max() < 1e-5
+    kw = dict(attention_mask=mask, max_new_tokens=8, stop_at_eos=False)
+    assert torch.equal(generate(model, tokens, fast=True, **kw), generate(model, tokens, **kw))
+
+
+def test_fast_blocks_fire_block_hooks_and_fall_back_for_inner_ones(gpt2_like):
+    tokens, mask = tokenize(gpt2_like, PROMPTS)
+    push = torch.randn(gpt2_like.cfg.d_model, generator=torch.Generator().manual_seed(4)) * 20
+    kw = dict(attention_mask=mask, max_new_tokens=6, stop_at_eos=False)
+    for name in ("blocks.1.hook_resid_post", "blocks.1.ln2.hook_normalized", "blocks.0.attn.hook_z"):
+        hooks = [(name, lambda act, hook: act + (push if act.shape[-1] == push.shape[0] else 1.0))]
+        slow = generate(gpt2_like, tokens, hooks=hooks, **kw)
+        assert not torch.equal(slow, generate(gpt2_like, tokens, **kw)), name
+        assert torch.equal(generate(gpt2_like, tokens, hooks=hooks, fast=True, **kw), slow), name
+
+
+def test_fast_is_ignored_where_blocks_are_not_gpt2_like(gemma2_like):
+    tokens, mask = tokenize(gemma2_like, PROMPTS)
+    kw = dict(attention_mask=mask, max_new_tokens=6, stop_at_eos=False)
+    assert torch.equal(generate(gemma2_like, tokens, fast=True, **kw), generate(gemma2_like, tokens, **kw))

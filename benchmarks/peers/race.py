@@ -10,6 +10,7 @@ machine slows every side alike), and each side's median time and spread are repo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from benchmarks.common import interleaved_samples, median_spread, print_columns
@@ -28,10 +29,16 @@ class RaceRow:
     same: bool | None
 
 
-def race(pair: Pair, batch: int, *, new_tokens: int = 32, rounds: int = 5) -> list[RaceRow]:
-    """Time every installed side at one batch size; check tokens first."""
+def race(
+    pair: Pair, batch: int, *, new_tokens: int = 32, rounds: int = 5, only: Iterable[str] | None = None
+) -> list[RaceRow]:
+    """Time every installed side (or those named in `only`) at one batch size; check tokens first."""
     setup = Setup.build(pair, batch, new_tokens)
     sides = all_sides(setup)
+    if only is not None:
+        keep = {"HF generate", *only}
+        keep |= {SAME_AS[n] for n in keep if n in SAME_AS}  # what they are checked against
+        sides = {n: fn for n, fn in sides.items() if n in keep}
     outputs = {name: fn() for name, fn in sides.items()}  # warm-up and correctness run
     times = interleaved_samples(sides, rounds=rounds, warmup=0)
     n = batch * new_tokens

@@ -6,7 +6,8 @@ the same left-padded prompt batch and the same steering vector, greedy, key-valu
 
 - plain Hugging Face `generate` and plain transformer-lens `generate`: the baselines;
 - our loop (`interp.core.generation.generate`) plain, with an addition hook, and with the
-  directional-ablation hooks, built by `interp.steering.steering_hooks` as `interp.steer` builds
+  directional-ablation hooks (each also with `fast=True`: lean GPT-2 blocks), built by
+  `interp.steering.steering_hooks` as `interp.steer` builds
   them; and `interp.steer` itself as it is today (text in, text out);
 - the peers, each as its documentation shows: steering-vectors' `SteeringVector.apply` around
   Hugging Face `generate`; nnsight's `LanguageModel.generate` with the edit inside
@@ -127,9 +128,10 @@ def interp_sides(s: Setup) -> dict[str, Side]:
 
     tl, name = s.pair.tl, f"blocks.{s.layer}.hook_resid_post"
 
-    def loop(hooks: Callable[[], list]) -> Side:
+    def loop(hooks: Callable[[], list], fast: bool = False) -> Side:
         return lambda: generate(
-            tl, s.tokens, attention_mask=s.mask, max_new_tokens=s.new_tokens, hooks=hooks(), stop_at_eos=False
+            tl, s.tokens, attention_mask=s.mask, max_new_tokens=s.new_tokens, hooks=hooks(),
+            stop_at_eos=False, fast=fast,
         )
 
     vector = SteeringVector(s.vector, layer=s.layer, site="resid_post").bind(tl)
@@ -143,10 +145,19 @@ def interp_sides(s: Setup) -> dict[str, Side]:
 
         return run
 
+    def add() -> list:
+        return steering_hooks(tl, add={name: s.vector})
+
+    def ablate() -> list:
+        return steering_hooks(tl, ablate=s.unit)
+
     return {
         "interp loop": loop(list),
-        "interp loop + add": loop(lambda: steering_hooks(tl, add={name: s.vector})),
-        "interp loop + ablate": loop(lambda: steering_hooks(tl, ablate=s.unit)),
+        "interp loop + add": loop(add),
+        "interp loop + ablate": loop(ablate),
+        "interp loop fast": loop(list, fast=True),
+        "interp loop fast + add": loop(add, fast=True),
+        "interp loop fast + ablate": loop(ablate, fast=True),
         "interp.steer add (today)": steer_today("add"),
         "interp.steer ablate (today)": steer_today("ablate"),
     }
@@ -236,6 +247,9 @@ def nnsight_sides(s: Setup) -> dict[str, Side]:
 SAME_AS = {
     "HF generate": "interp loop",
     "TL generate": "interp loop",
+    "interp loop fast": "interp loop",
+    "interp loop fast + add": "interp loop + add",
+    "interp loop fast + ablate": "interp loop + ablate",
     "interp.steer add (today)": "interp loop + add",
     "interp.steer ablate (today)": "interp loop + ablate",
     "steering-vectors add": "interp loop + add",
