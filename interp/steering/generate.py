@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from interp.core.checks import MISSING, check_context, check_count, check_prompts, renamed
+from interp.core.generation import generate
 from interp.core.hooks import hooked
 from interp.core.results import Result
 from interp.core.tokens import encode, maybe_chat, tokenize
@@ -149,19 +150,10 @@ def _generate(
     eos = model.tokenizer.eos_token_id if eos is None else eos
     out: list[str] = []
     for start in range(0, len(prompts), batch_size):
-        tokens, _ = tokenize(model, prompts[start : start + batch_size])
-        if seed is not None:
-            torch.manual_seed(seed + start)
-        with torch.inference_mode():
-            full = model.generate(
-                tokens,
-                max_new_tokens=max_new_tokens,
-                use_past_kv_cache=True,
-                padding_side="left",
-                return_type="tokens",
-                verbose=False,
-                **options,
-            )
+        tokens, mask = tokenize(model, prompts[start : start + batch_size])
+        new = generate(model, tokens, attention_mask=mask, max_new_tokens=max_new_tokens,
+                       seed=None if seed is None else seed + start, **options)
+        full = torch.cat([tokens, new.to(tokens.device)], dim=1)
         out += _decode(model, full[:, tokens.shape[1] :], stop, eos)
     return out
 
