@@ -334,12 +334,12 @@ def test_bad_input_is_explained(gpt2_like, gemma2_like):
         steer(gemma2_like, PROMPTS, v)
     with pytest.raises(ValueError, match="mode 'scale' must be one of"):
         steer(gpt2_like, PROMPTS, v, mode="scale")
-    with pytest.raises(ValueError, match="positions 'last' must be one of"):
-        steer(gpt2_like, PROMPTS, v, positions="last")  # the deprecated name is the one named
-    with pytest.raises(ValueError, match="apply_to 'last' must be one of"):
-        steer(gpt2_like, PROMPTS, v, apply_to="last")
-    with pytest.raises(ValueError, match="apply_to 'last' must be one of"):
-        v.apply(gpt2_like, apply_to="last")
+    with pytest.raises(ValueError, match="positions 'first' must be one of"):
+        steer(gpt2_like, PROMPTS, v, positions="first")  # the deprecated name is the one named
+    with pytest.raises(ValueError, match="apply_to 'first' must be one of"):
+        steer(gpt2_like, PROMPTS, v, apply_to="first")
+    with pytest.raises(ValueError, match="apply_to 'first' must be one of"):
+        v.apply(gpt2_like, apply_to="first")
     with pytest.raises(ValueError, match="mode 'scale' must be one of"):
         v.apply(gpt2_like, mode="scale")  # raised at the call, before any hook is added
     with pytest.raises(ValueError, match="unknown generation options \\['beams'\\]"):

@@ -11,8 +11,11 @@ Two edits cover the steering literature this package implements:
 Both are TransformerLens hook functions, built here once and used by `SteeringVector.apply`,
 `steer` and the batched candidate scoring of `select_direction`. During generation the edit can
 act on every forward pass (`apply_to="all"`), only on the prompt (`"prompt"`), or only on the
-generated tokens (`"generated"`); the first pass a hook sees is the prompt, later ones are
-generation steps (one position with the key-value cache, the whole sequence without it).
+generated tokens (`"generated"`), or only at the prompt's last position (`"last"`: the way an
+in-context task vector is put into a zero-shot query, Hendel et al. 2023, "In-Context Learning
+Creates Task Vectors"; prompts are left-padded, so the last column is every row's last token).
+The first pass a hook sees is the prompt, later ones are generation steps (one position with
+the key-value cache, the whole sequence without it).
 
 Example:
     >>> hooks = steering_hooks(model, add={"blocks.2.hook_resid_pre": 4.0 * v}, apply_to="generated")
@@ -32,7 +35,7 @@ from interp.core.checks import MISSING, no_extra, renamed
 from interp.core.hooks import hook_name
 
 MODES = ("add", "ablate", "ablate_then_add")
-APPLY_TO = ("all", "prompt", "generated")
+APPLY_TO = ("all", "prompt", "generated", "last")
 
 Edit = Callable[[torch.Tensor], torch.Tensor]
 
@@ -62,11 +65,11 @@ class _Passes:
         self.calls[name] = k + 1
         if k == 0:
             self.prompt_len[name] = n_pos
-            return slice(None) if self.which == "prompt" else None
+            return {"prompt": slice(None), "last": slice(n_pos - 1, n_pos)}.get(self.which)
         if n_pos == 1:  # a cached generation step
-            return None if self.which == "prompt" else slice(None)
+            return slice(None) if self.which == "generated" else None
         split = self.prompt_len[name]
-        return slice(None, split) if self.which == "prompt" else slice(split, None)
+        return {"prompt": slice(None, split), "last": slice(split - 1, split)}.get(self.which, slice(split, None))
 
 
 def _edit_hook(passes: _Passes, edit: Edit) -> Callable:
@@ -135,7 +138,8 @@ def steering_hooks(
         add: hook name -> vector added there.
         ablate: a unit direction projected out at every `ablation_hook_names` point.
         set_at: hook name -> (unit direction, vector): project out, then add.
-        apply_to: `"all"`, `"prompt"` or `"generated"` (see the module docstring).
+        apply_to: `"all"`, `"prompt"`, `"generated"` or `"last"` (the prompt's last position
+            only; see the module docstring).
 
     Example:
         >>> hooks = steering_hooks(model, ablate=unit)

@@ -7,7 +7,7 @@ for one prompt or a batch, the steered completion beside the unsteered one: prom
 in the chat template for chat models, left-padded and batched, and decoded greedily (unless
 sampling is asked for) with the key-value cache on. The vector acts through
 `SteeringVector.apply` semantics: at every generated token (`apply_to="all"`), only on the
-prompt, or only on the generated tokens.
+prompt, only on the generated tokens, or only at the prompt's last position (`"last"`).
 
 Example:
     >>> vs = interp.mean_difference(model, harmful, harmless)    # one vector per layer
@@ -187,7 +187,9 @@ def steer(
         vector: a `SteeringVector`, or a raw `[d]` tensor with `layer=`.
         layer: apply at this layer instead of the vector's own.
         alpha, mode: the strength and `"add"` / `"ablate"` / `"ablate_then_add"`.
-        apply_to: `"all"`, `"prompt"` or `"generated"` positions (was `positions=`, deprecated).
+        apply_to: `"all"`, `"prompt"` or `"generated"` positions, or `"last"`: the prompt's last
+            position only, as an in-context task vector is put into a query (Hendel et al. 2023)
+            (was `positions=`, deprecated).
         max_new_tokens, batch_size, seed: generation length, prompts per batch, sampling seed.
         baseline: also generate the unsteered completions.
         chat: wrap prompts in the chat template; automatic when None.
