@@ -48,6 +48,9 @@ class Config(ExperimentConfig):
     zero-shot and the random direction (same layer, same norm) by at least this, on average."""
     max_worst: float = 0.5
     """Criterion: only some layers work: the worst layer's mean accuracy at most this."""
+    apply_to: str = "last"
+    """Where the vector is added to a query: `"last"` (its last position only, as Hendel et al.
+    put the task vector in) or `"all"` positions."""
 
     QUICK: ClassVar[dict[str, Any]] = {"n_fewshot": 32, "n_eval": 24}
 
@@ -107,7 +110,8 @@ def run(cfg: Config, model=None) -> dict:
         acc = {"task vector": [], "random same norm": [], "shuffled labels": []}
         for layer in vs.layers:
             res = interp.steer(
-                model, queries, vs[layer], max_new_tokens=1, chat=False, baseline=zero_shot is None
+                model, queries, vs[layer], max_new_tokens=1, chat=False, baseline=zero_shot is None,
+                apply_to=cfg.apply_to,
             )
             zero_shot = accuracy(res.baseline, answers) if zero_shot is None else zero_shot
             acc["task vector"].append(accuracy(res.steered, answers))
@@ -117,7 +121,8 @@ def run(cfg: Config, model=None) -> dict:
             ):
                 acc[name].append(
                     accuracy(
-                        interp.steer(model, queries, v, max_new_tokens=1, chat=False, baseline=False).steered,
+                        interp.steer(model, queries, v, max_new_tokens=1, chat=False, baseline=False,
+                                     apply_to=cfg.apply_to).steered,
                         answers,
                     )
                 )
@@ -166,7 +171,7 @@ def run(cfg: Config, model=None) -> dict:
         arithmetic = []
         for layer in layers:
             v = vecs["capital"][layer] - vecs["language"][layer]
-            res = interp.steer(model, prompts, v, max_new_tokens=1, chat=False)
+            res = interp.steer(model, prompts, v, max_new_tokens=1, chat=False, apply_to=cfg.apply_to)
             ctrl = interp.steer(
                 model,
                 prompts,
@@ -174,6 +179,7 @@ def run(cfg: Config, model=None) -> dict:
                 max_new_tokens=1,
                 chat=False,
                 baseline=False,
+                apply_to=cfg.apply_to,
             )
             arithmetic.append(
                 {
@@ -229,7 +235,8 @@ def run(cfg: Config, model=None) -> dict:
             f"Per task, {cfg.n_fewshot} few-shot prompts of {cfg.k} examples; the task vector at each layer "
             "is "
             f"their mean last-position resid_pre minus that of zero-shot queries on half of the items; added "
-            f"(alpha 1) to zero-shot queries on the other half; first generated word against the answer. "
+            f"(alpha 1, at {'the last position' if cfg.apply_to == 'last' else cfg.apply_to + ' positions'}) "
+            f"to zero-shot queries on the other half; first generated word against the answer. "
             f"Controls: a random direction of the same norm at the same layer; the same construction from "
             f"shuffled-label prompts."
         ),
@@ -272,7 +279,8 @@ def run(cfg: Config, model=None) -> dict:
             "The built-in model's few-shot format is `x : y ,`; zero-shot queries are already partly "
             "answered (antonyms and plurals are also taught in sentences), so the gain is measured on the "
             "tasks with room (capital vs language share their inputs). The vector is a difference of "
-            "means added at every position, not a patch at one position."
+            "means added (at the query's last position by default), not the few-shot state patched in "
+            "in place of the query's."
         ),
     )
 
