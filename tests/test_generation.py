@@ -232,3 +232,23 @@ def test_fast_is_ignored_where_blocks_are_not_gpt2_like(gemma2_like):
     tokens, mask = tokenize(gemma2_like, PROMPTS)
     kw = dict(attention_mask=mask, max_new_tokens=6, stop_at_eos=False)
     assert torch.equal(generate(gemma2_like, tokens, fast=True, **kw), generate(gemma2_like, tokens, **kw))
+
+
+@pytest.mark.parametrize("mode", ["add", "ablate"])
+def test_steer_runs_lean_and_lays_out_once_with_the_same_text(gpt2_family, mode, monkeypatch):
+    import interp.core.generation as generation
+    from interp.steering import SteeringVector, steer
+
+    model = gpt2_family
+    strides = {n: p.stride() for n, p in model.named_parameters()}
+    vector = SteeringVector(torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(1)) * 4,
+                            layer=1).bind(model)
+    kw = dict(mode=mode, max_new_tokens=6, stop_at_eos=False, batch_size=2, chat=False)
+    slow = steer(model, _prompts(model), vector, fast=False, **kw)
+    entries, targets = [], generation._targets
+    monkeypatch.setattr(generation, "_targets", lambda m: entries.append(m) or targets(m))
+    quick = steer(model, _prompts(model), vector, **kw)  # fast by default
+    assert len(entries) == 1, "steer re-laid the weights out more than once"
+    assert quick.steered == slow.steered and quick.baseline == slow.baseline
+    assert quick.steered != quick.baseline, "the vector changed nothing: the comparison is empty"
+    assert strides == {n: p.stride() for n, p in model.named_parameters()}

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from interp.core.checks import MISSING, check_context, check_count, check_prompts, renamed
-from interp.core.generation import generate
+from interp.core.generation import generate, linear_layout
 from interp.core.hooks import hooked
 from interp.core.results import Result
 from interp.core.tokens import encode, maybe_chat, tokenize
@@ -44,6 +44,7 @@ _GENERATE_OPTIONS = {
     "freq_penalty",
     "stop_at_eos",
     "eos_token_id",
+    "fast",
 }
 
 
@@ -144,7 +145,7 @@ def _generate(
         )
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens {max_new_tokens} must be >= 1")
-    options = {"do_sample": False, **options}
+    options = {"do_sample": False, "fast": True, **options}
     stop = options.get("stop_at_eos", True)
     eos = options.get("eos_token_id")
     eos = model.tokenizer.eos_token_id if eos is None else eos
@@ -194,7 +195,9 @@ def steer(
         baseline: also generate the unsteered completions.
         chat: wrap prompts in the chat template; automatic when None.
         generation: `do_sample`, `temperature`, `top_k`, `top_p`, `freq_penalty`,
-            `stop_at_eos`, `eos_token_id` (as in `HookedTransformer.generate`).
+            `stop_at_eos`, `eos_token_id` (as in `HookedTransformer.generate`), and `fast`
+            (default True: GPT-2-family blocks run lean, `interp.core.generation.generate`'s
+            `fast`; logits equal to transformer-lens' within 1e-5; `fast=False` for its forward).
 
     Example:
         >>> r = interp.steer(model, ["how do i bake bread ?"], refusal, alpha=1.0)
@@ -212,11 +215,12 @@ def steer(
     kwargs = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, **generation)
     steered: list[str] = []
     batches = range(0, len(texts), batch_size)
-    for start in tqdm(batches, desc="steer", leave=False, disable=len(batches) <= 1):
-        hooks = vector_hooks(model, vector, layer=layer, alpha=alpha, mode=mode, apply_to=apply_to)
-        with hooked(model, hooks):  # a fresh pass count per batch
-            steered += _generate(model, texts[start : start + batch_size], **kwargs)
-    base = _generate(model, texts, **kwargs) if baseline else None
+    with linear_layout(model):  # re-laid out once for every batch, steered and baseline
+        for start in tqdm(batches, desc="steer", leave=False, disable=len(batches) <= 1):
+            hooks = vector_hooks(model, vector, layer=layer, alpha=alpha, mode=mode, apply_to=apply_to)
+            with hooked(model, hooks):  # a fresh pass count per batch
+                steered += _generate(model, texts[start : start + batch_size], **kwargs)
+        base = _generate(model, texts, **kwargs) if baseline else None
     return SteerResult(
         prompts=tuple(prompts),
         steered=tuple(steered),
