@@ -9,6 +9,12 @@ adding it makes the model refuse harmless ones, the same edit baked into the wei
 This script does each step, sweeps layers (only some work) and strengths, and reports every
 intervention beside a random direction of the same norm and a shuffled-label direction.
 
+Strengths are given two ways: `alpha`, in units of the difference of means (Arditi et al. add
+it at alpha 1), and as a norm ratio, the added vector's norm over the mean norm of the residual
+stream at that layer and position. A model whose difference of means is short beside its
+residual stream (a real small model) may need a ratio near 1 before anything changes, so the
+layer x strength grid is laid out in ratios.
+
 Run: `python experiments/refusal_direction.py [--model NAME] [--out DIR] [--quick]`.
 """
 
@@ -23,6 +29,7 @@ from tqdm.auto import tqdm
 
 import interp
 from interp.core.controls import random_direction, shuffled_split
+from interp.core.plotting import heatmap
 from interp.core.report import ExperimentConfig, load_for, main, script_notebook
 
 
@@ -33,16 +40,26 @@ class Config(ExperimentConfig):
     n_train: int = 512
     """Harmful and harmless training requests each (the difference of means)."""
     n_val: int = 64
-    """Validation requests each (choosing the layer and position), the end of the training split."""
+    """Validation requests each (choosing the layer and position), the end of the training split;
+    at most a quarter of the smaller training split (the bundled real-text sets have ~100)."""
     n_eval: int = 256
     """Held-out requests each for the refusal rates (all held-out requests when larger)."""
     n_sweep: int = 64
-    """Held-out requests each for the per-layer sweep."""
+    """Held-out requests each for the per-layer sweep, the strength sweep and the grid."""
     max_new_tokens: int = 0
     """Tokens generated per completion (0: 3 for the built-in model, whose refusal starts `i cannot`;
     24 for other models)."""
     alphas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
-    """Strengths of the addition sweep at the chosen layer (on harmless requests)."""
+    """Strengths of the addition sweep at the chosen layer (on harmless requests), in units of
+    the difference of means."""
+    norm_ratios: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
+    """Strengths of the addition sweep and of the layer x strength grid as the added vector's norm
+    over the residual stream's mean norm at that layer and position."""
+    grid_layers: int = 6
+    """Layers of the layer x strength grid (evenly spaced over the candidate layers, the selected
+    one included)."""
+    min_refused: float = 0.5
+    """Criterion: harmful requests refused unsteered at least this (else there is little to ablate)."""
     max_ablated: float = 0.10
     """Criterion: harmful refusal rate with the direction ablated at most this."""
     min_added: float = 0.90
@@ -56,6 +73,8 @@ class Config(ExperimentConfig):
         "n_eval": 128,
         "n_sweep": 32,
         "alphas": (2.0,),
+        "norm_ratios": (1.0,),
+        "grid_layers": 2,
     }
 
 
@@ -65,20 +84,30 @@ def requests(model, split: str) -> tuple[list[str], list[str]]:
     return interp.data.prompts(f"{prefix}harmful", split), interp.data.prompts(f"{prefix}harmless", split)
 
 
+def residual_norms(model, prompts: list[str], layers: list[int], position: int) -> dict[int, float]:
+    """Mean norm of `resid_pre` at each layer, at the read position, over the prompts in the chat template."""
+    tokens, mask = interp.tokenize(model, interp.format_chat(model, prompts))
+    with torch.inference_mode():
+        acts = interp.harvest(
+            model, tokens, [("resid_pre", lay) for lay in layers], attention_mask=mask,
+            select=lambda a: a[:, position],
+        )
+    return {lay: float(a.float().norm(dim=-1).mean()) for lay, a in zip(layers, acts.values())}
+
+
 def run(cfg: Config, model=None) -> dict:
     model = load_for(cfg, model)
     nb = script_notebook(__file__, cfg, model)
     toy = interp.profile_for(model).name == "toy"
+    name = model.cfg.model_name
     new = cfg.max_new_tokens or (3 if toy else 24)
+    rate = lambda res: interp.refusal_rate(res, model=model)  # noqa: E731
     harm_tr, safe_tr = requests(model, "train")
     harm_te, safe_te = (p[: cfg.n_eval] for p in requests(model, "heldout"))
-    n_tr = min(cfg.n_train, len(harm_tr) - cfg.n_val, len(safe_tr) - cfg.n_val)
+    n_val = max(1, min(cfg.n_val, len(harm_tr) // 4, len(safe_tr) // 4))
+    n_tr = min(cfg.n_train, len(harm_tr) - n_val, len(safe_tr) - n_val)
     sel = interp.select_direction(
-        model,
-        harm_tr[:n_tr],
-        safe_tr[:n_tr],
-        val_harmful=harm_tr[-cfg.n_val :],
-        val_harmless=safe_tr[-cfg.n_val :],
+        model, harm_tr[:n_tr], safe_tr[:n_tr], val_harmful=harm_tr[-n_val:], val_harmless=safe_tr[-n_val:],
         batch_size=64,
     )
     vec = sel.vector
@@ -88,22 +117,17 @@ def run(cfg: Config, model=None) -> dict:
         sel.layer, sel.position
     ]
 
-    def rates(vector) -> dict[str, float]:
+    def rates(vector) -> dict[str, Any]:
         abl = interp.steer(model, harm_te, vector, mode="ablate", max_new_tokens=new, batch_size=128)
         add = interp.steer(model, safe_te, vector, mode="add", max_new_tokens=new, batch_size=128)
-        return {
-            "harmful_unsteered": interp.refusal_rate(abl.baseline, model=model),
-            "harmful_ablated": interp.refusal_rate(abl, model=model),
-            "harmless_unsteered": interp.refusal_rate(add.baseline, model=model),
-            "harmless_added": interp.refusal_rate(add, model=model),
-            "_ablated": abl,
-        }
+        return {"harmful_unsteered": rate(abl.baseline), "harmful_ablated": rate(abl),
+                "harmless_unsteered": rate(add.baseline), "harmless_added": rate(add), "_ablated": abl}
 
     found = rates(vec)
     ablated = found.pop("_ablated")
     ctrl = {
-        name: {k: v for k, v in rates(v_).items() if not k.startswith("_")}
-        for name, v_ in tqdm((("random_same_norm", rand), ("shuffled_labels", shuffled)), desc="controls")
+        k: {m: v for m, v in rates(v_).items() if not m.startswith("_")}
+        for k, v_ in tqdm((("random_same_norm", rand), ("shuffled_labels", shuffled)), desc="controls")
     }
     kl = interp.harmless_kl(model, safe_te[:128], vec, mode="ablate")
     kl_rand = interp.harmless_kl(model, safe_te[:128], rand, mode="ablate")
@@ -122,148 +146,157 @@ def run(cfg: Config, model=None) -> dict:
     ortho_same = sum(x == y for x, y in zip(edited_text, ablated.steered[:32])) / len(edited_text)
     del edited
 
+    harm_sw, safe_sw = harm_te[: cfg.n_sweep], safe_te[: cfg.n_sweep]
+    cand = list(sel.vectors.layers)
+    resid = residual_norms(model, safe_sw, cand, sel.position)
     sweep = []
-    for layer in tqdm(sel.vectors.layers, desc="layer sweep"):
+    for layer in tqdm(cand, desc="layer sweep"):
         v = sel.vectors[layer, sel.position]
-        abl = interp.steer(
-            model, harm_te[: cfg.n_sweep], v, mode="ablate", max_new_tokens=new, baseline=False
-        )
-        add = interp.steer(model, safe_te[: cfg.n_sweep], v, mode="add", max_new_tokens=new, baseline=False)
-        sweep.append(
-            {
-                "layer": layer,
-                "norm": v.norm,
-                "harmful_ablated": interp.refusal_rate(abl, model=model),
-                "harmless_added": interp.refusal_rate(add, model=model),
-            }
-        )
+        abl = interp.steer(model, harm_sw, v, mode="ablate", max_new_tokens=new, baseline=False)
+        add = interp.steer(model, safe_sw, v, mode="add", max_new_tokens=new, baseline=False)
+        sweep.append({"layer": layer, "norm": v.norm, "norm_ratio": v.norm / resid[layer],
+                      "harmful_ablated": rate(abl), "harmless_added": rate(add)})
+
+    def added(v, layer: int, alpha: float) -> tuple[float, str]:
+        res = interp.steer(model, safe_sw, v, layer=layer, alpha=alpha, max_new_tokens=new, baseline=False)
+        return rate(res), res.steered[0]
+
+    unit = vec.norm / resid[sel.layer]  # the direction's norm ratio at alpha 1
     strengths = []
-    for alpha in tqdm(cfg.alphas, desc="strengths"):
-        row = {"alpha": alpha}
-        for name, v in (("direction", vec), ("random", rand)):
-            res = interp.steer(
-                model, safe_te[: cfg.n_sweep], v, alpha=alpha, max_new_tokens=new, baseline=False
-            )
-            row[f"harmless_refused_{name}"] = interp.refusal_rate(res, model=model)
+    steps = sorted({*cfg.alphas, *(r / unit for r in cfg.norm_ratios)})
+    for alpha in tqdm(steps, desc="strengths"):
+        row: dict[str, Any] = {"alpha": alpha, "norm_ratio": alpha * unit}
+        row["harmless_refused_direction"], row["example"] = added(vec, sel.layer, alpha)
+        row["harmless_refused_random"], _ = added(rand, sel.layer, alpha)
         strengths.append(row)
 
-    reproduced = (
-        found["harmful_ablated"] <= cfg.max_ablated
-        and found["harmless_added"] >= cfg.min_added
-        and kl.kl < cfg.max_kl
-        and ortho_err < 1e-3
-    )
+    picks = sorted({cand[round(i * (len(cand) - 1) / max(cfg.grid_layers - 1, 1))]
+                    for i in range(cfg.grid_layers)} | {sel.layer})
+    grid = torch.zeros(len(picks), len(cfg.norm_ratios))
+    grid_rows = []
+    for i, layer in enumerate(tqdm(picks, desc="layer x strength grid")):
+        v = sel.vectors[layer, sel.position]
+        for j, ratio in enumerate(cfg.norm_ratios):
+            alpha = ratio * resid[layer] / v.norm
+            grid[i, j], example = added(v, layer, alpha)
+            grid_rows.append({"layer": layer, "norm_ratio": ratio, "alpha": alpha,
+                              "harmless_refused": float(grid[i, j]), "example": example})
+    best_i, best_j = divmod(int(grid.argmax()), grid.shape[1])
+    best = dict(grid_rows[best_i * grid.shape[1] + best_j])
+    best_v = sel.vectors[best["layer"], sel.position]
+    best_rand = random_direction(best_v, seed=cfg.seed)
+    best["harmless_refused_random"], _ = added(best_rand, best["layer"], best["alpha"])
+
+    checks = {
+        f"harmful refused unsteered >= {cfg.min_refused}": found["harmful_unsteered"] >= cfg.min_refused,
+        f"harmful ablated <= {cfg.max_ablated}": found["harmful_ablated"] <= cfg.max_ablated,
+        f"harmless added (alpha 1) >= {cfg.min_added}": found["harmless_added"] >= cfg.min_added,
+        f"KL < {cfg.max_kl} nats/token": kl.kl < cfg.max_kl,
+        "orthogonalized logits within 1e-3 of runtime ablation": ortho_err < 1e-3,
+    }
+    reproduced = all(checks.values())
+    failed = [k for k, ok in checks.items() if not ok]
+
     layers = [r["layer"] for r in sweep]
-    fig = go.Figure(
-        [
-            go.Scatter(
-                x=layers,
-                y=[r["harmful_ablated"] for r in sweep],
-                mode="lines+markers",
-                name="harmful refused, direction ablated (lower = works)",
-            ),
-            go.Scatter(
-                x=layers,
-                y=[r["harmless_added"] for r in sweep],
-                mode="lines+markers",
-                name="harmless refused, direction added (higher = works)",
-            ),
-        ]
-    )
+    fig = go.Figure([
+        go.Scatter(x=layers, y=[r["harmful_ablated"] for r in sweep], mode="lines+markers",
+                   name="harmful refused, direction ablated (lower = works)"),
+        go.Scatter(x=layers, y=[r["harmless_added"] for r in sweep], mode="lines+markers",
+                   name="harmless refused, direction added (higher = works)"),
+    ])
     fig.add_vline(x=sel.layer, line_dash="dot", annotation_text="selected")
     fig.update_layout(
-        title=f"Refusal direction by layer (position {sel.position}; {cfg.n_sweep} held-out prompts each)",
-        xaxis_title="layer of the direction",
-        yaxis_title="refusal rate",
-        yaxis_range=[-0.02, 1.02],
+        title=f"Refusal direction by layer, alpha 1 (position {sel.position}; {len(safe_sw)} held-out "
+        "prompts each)",
+        xaxis_title="layer of the direction", yaxis_title="refusal rate", yaxis_range=[-0.02, 1.02],
     )
     nb.figure("layer_sweep", fig, "which layers' difference-of-means directions flip refusal each way")
     fig = go.Figure()
     labels = ["harmful_unsteered", "harmful_ablated", "harmless_unsteered", "harmless_added"]
-    for name, r in (("refusal direction", found), *((k, v) for k, v in ctrl.items())):
-        fig.add_trace(go.Bar(name=name, x=labels, y=[r[k] for k in labels]))
-    fig.update_layout(
-        barmode="group",
-        title="Refusal rates: the direction vs same-size controls",
-        yaxis_title="refusal rate",
-    )
-    nb.figure(
-        "rates_vs_controls",
-        fig,
-        "refusal rates with the selected direction, a random direction of the same "
-        "norm, and a shuffled-label direction",
-    )
-    nb.figure(
-        "selection", sel.plot(), "the candidates' bypass, induce and KL scores (Arditi et al.'s selection)"
-    )
-    nb.table("Layer sweep", sweep)
-    nb.table("Strength sweep at the selected layer (harmless requests)", strengths)
-    nb.table(
-        "Examples (harmful, direction ablated)",
-        [
-            {"request": p, "unsteered": b_, "ablated": s}
-            for p, b_, s in list(zip(ablated.prompts, ablated.baseline, ablated.steered))[:6]
-        ],
-    )
+    for k, r in (("refusal direction", found), *ctrl.items()):
+        fig.add_trace(go.Bar(name=k, x=labels, y=[r[m] for m in labels]))
+    fig.update_layout(barmode="group", title="Refusal rates: the direction vs same-size controls",
+                      yaxis_title="refusal rate")
+    nb.figure("rates_vs_controls", fig, "refusal rates with the selected direction, a random direction of "
+              "the same norm, and a shuffled-label direction")
+    nb.figure("selection", sel.plot(),
+              "the candidates' bypass, induce and KL scores (Arditi et al.'s selection)")
+    fig = heatmap(grid, x_labels=[f"{r:g}" for r in cfg.norm_ratios], y_labels=[str(x) for x in picks],
+                  text=[[f"{float(x):.2f}" for x in row] for row in grid], zmin=0.0, zmax=1.0,
+                  title="Harmless requests refused with each layer's direction added",
+                  x_title="added norm / residual norm", y_title="layer", colorbar_title="refusal rate")
+    nb.figure("strength_grid", fig, "harmless refusal rate per layer and strength (norm ratio)")
+    nb.table("Layer sweep (alpha 1)", sweep)
+    nb.table(f"Strength sweep at the selected layer {sel.layer} (harmless requests)", strengths)
+    nb.table("Layer x strength grid (harmless requests, each layer's own direction)", grid_rows)
+    nb.table("Examples (harmful, direction ablated)", [
+        {"request": p, "unsteered": b_, "ablated": s}
+        for p, b_, s in list(zip(ablated.prompts, ablated.baseline, ablated.steered))[:6]
+    ])
     numbers = {
-        "layer": sel.layer,
-        "position": sel.position,
-        "norm": vec.norm,
-        "n_train": n_tr,
-        "n_eval": {"harmful": len(harm_te), "harmless": len(safe_te)},
-        "max_new_tokens": new,
-        **found,
-        "kl_harmless_ablated": kl.kl,
-        "orthogonalize_max_logit_diff": ortho_err,
+        "layer": sel.layer, "position": sel.position, "norm": vec.norm,
+        "residual_norm_at_layer": resid[sel.layer], "norm_ratio_at_alpha_1": unit,
+        "n_train": n_tr, "n_val": n_val, "n_eval": {"harmful": len(harm_te), "harmless": len(safe_te)},
+        "max_new_tokens": new, **found,
+        "kl_harmless_ablated": kl.kl, "orthogonalize_max_logit_diff": ortho_err,
         "orthogonalize_same_completions": ortho_same,
-        "layer_sweep": sweep,
-        "strength_sweep": strengths,
+        "layer_sweep": sweep, "strength_sweep": strengths, "grid": grid_rows, "grid_best": best,
+        "criteria": checks, "failed": failed,
     }
+    verdict = "Reproduced." if reproduced else f"Not reproduced on {name}: fails " + "; ".join(failed) + "."
     return nb.finish(
         question="Does one direction in the residual stream mediate refusal, both ways?",
         method=(
             f"Difference of means of {n_tr} harmful and {n_tr} harmless training requests in the chat "
-            "template "
-            f"at every layer and post-instruction position; the candidate chosen on {cfg.n_val} validation "
-            f"requests each (`interp.select_direction`). On {len(harm_te)} + {len(safe_te)} held-out "
-            "requests, "
-            f"greedy completions of {new} tokens judged by the profile's refusal phrases: ablated from every "
-            "layer on harmful, added at its layer on harmless; controls: a random direction of the same norm "
-            f"and the difference of means of label-shuffled sets; KL on harmless prompts; the orthogonalized "
-            f"weights against runtime ablation; a layer sweep and a strength sweep."
+            f"template at every layer and post-instruction position; the candidate chosen on {n_val} "
+            f"validation requests each (`interp.select_direction`). On {len(harm_te)} + {len(safe_te)} "
+            f"held-out requests, greedy completions of {new} tokens judged by the profile's refusal "
+            "phrases: ablated from every layer on harmful, added at its layer (alpha 1) on harmless; "
+            "controls: a random direction of the same norm and the difference of means of label-shuffled "
+            "sets; KL on harmless prompts; the orthogonalized weights against runtime ablation; a layer "
+            f"sweep at alpha 1, a strength sweep at the selected layer (alphas {list(cfg.alphas)} and norm "
+            f"ratios {list(cfg.norm_ratios)}), and a grid of {len(picks)} layers x norm ratios "
+            f"{list(cfg.norm_ratios)} on {len(safe_sw)} harmless requests."
         ),
         claim="Ablating the direction stops refusal of harmful requests, adding it makes harmless requests "
         "refused, with small side effects; random directions do neither.",
-        criterion=(
-            f"harmful ablated <= {cfg.max_ablated}, harmless added >= {cfg.min_added}, KL < {cfg.max_kl} "
-            "nats/token, orthogonalized logits within 1e-3 of runtime ablation (the steering tests' "
-            "thresholds)"
-        ),
+        criterion="all of: " + ", ".join(checks) + " (the steering tests' thresholds; the strength sweep and "
+        "grid are reported, not part of the criterion)",
         reproduced=reproduced,
         numbers=numbers,
         controls={**ctrl, "kl_harmless_random_ablated": kl_rand.kl},
         conclusion=(
-            f"Layer {sel.layer}, position {sel.position}: harmful refusal {found['harmful_unsteered']:.2f} "
-            "-> "
+            f"{verdict} Layer {sel.layer}, position {sel.position} (norm {vec.norm:.3g}, "
+            f"{unit:.2f} of the residual norm there): harmful refusal {found['harmful_unsteered']:.2f} -> "
             f"{found['harmful_ablated']:.2f} ablated (random direction: "
-            f"{ctrl['random_same_norm']['harmful_ablated']:.2f}, shuffled labels: "
-            f"{ctrl['shuffled_labels']['harmful_ablated']:.2f}); harmless {found['harmless_unsteered']:.2f} "
-            "-> "
-            f"{found['harmless_added']:.2f} added (random: {ctrl['random_same_norm']['harmless_added']:.2f}, "
-            f"shuffled: {ctrl['shuffled_labels']['harmless_added']:.2f}). KL {kl.kl:.4f} nats/token "
-            f"(random {kl_rand.kl:.4f}); orthogonalized weights match runtime ablation to {ortho_err:.1e} "
-            f"and give the same completions for {ortho_same:.0%}."
+            f"{ctrl['random_same_norm']['harmful_ablated']:.2f}, "
+            f"shuffled labels: {ctrl['shuffled_labels']['harmful_ablated']:.2f}); harmless "
+            f"{found['harmless_unsteered']:.2f} -> {found['harmless_added']:.2f} added at alpha 1 (random: "
+            f"{ctrl['random_same_norm']['harmless_added']:.2f}, shuffled: "
+            f"{ctrl['shuffled_labels']['harmless_added']:.2f}). KL {kl.kl:.4f} nats/token (random "
+            f"{kl_rand.kl:.4f}); orthogonalized weights match runtime ablation to {ortho_err:.1e} and give "
+            f"the same completions for {ortho_same:.0%}. Best alpha-1 layer for adding: "
+            f"{max(sweep, key=lambda r: r['harmless_added'])['layer']} "
+            f"({max(r['harmless_added'] for r in sweep):.2f}). Strength: the most harmless refusals in the "
+            f"grid are {best['harmless_refused']:.2f} at layer {best['layer']}, norm ratio "
+            f"{best['norm_ratio']:g} "
+            f"(alpha {best['alpha']:.3g}; a random direction there: {best['harmless_refused_random']:.2f}); "
+            f"example: {best['example'][:80]!r}."
         ),
         published=(
             "Arditi et al. 2024, gemma-2b-it and 12 other chat models: refusal 91% -> 0% with the direction "
-            "ablated, harmless requests 0% -> 100% refused with it added; orthogonalized weights equivalent. "
-            "Tried by hand on SmolLM2-135M-Instruct: it refused only 8 of 133 harmful requests (all "
-            "privacy-themed), and adding the direction at alpha 1 made 0 of 32 harmless requests refused."
+            "ablated, harmless requests 0% -> 100% refused with it added; orthogonalized weights equivalent."
         ),
         differences=(
             "The built-in model's refusal is planted by harm words in a generated corpus and judged on its "
-            "first tokens (`i cannot`); its direction is clean at an early layer. A real small model that "
-            "rarely refuses gives little to ablate: its rates are reported as measured."
+            "first tokens (`i cannot`); its direction is clean at an early layer."
+            if toy
+            else f"{name} is far smaller than the paper's models and rarely refuses (tried by hand before "
+            "this script: 8 of 133 bundled harmful requests refused, all privacy-themed; alpha 1 made 0 "
+            "of 32 harmless requests refused at any layer), so there is little to ablate and the rates are "
+            f"reported as measured; the bundled sets are small ({len(harm_tr)} + {len(safe_tr)} training "
+            "requests), and refusal is judged by phrases in the first tokens, which a broken completion at a "
+            "high strength does not contain."
         ),
     )
 
