@@ -30,7 +30,7 @@ def _cases(vector):
         ("tokenize None", lambda m: interp.tokenize(m, None), TypeError, "None"),
         ("tokenize int", lambda m: interp.tokenize(m, 3), TypeError, "3"),
         ("tokenize empty list", lambda m: interp.tokenize(m, []), ValueError, "prompts"),
-        ("tokenize list with int", lambda m: interp.tokenize(m, ["ok", 3]), ValueError, "3"),
+        ("tokenize list with int", lambda m: interp.tokenize(m, ["ok", 3]), TypeError, "3"),
         ("steer empty prompt", lambda m: interp.steer(m, "", vector), ValueError, "''"),
         ("steer None prompt", lambda m: interp.steer(m, None, vector), TypeError, "None"),
         ("steer int prompt", lambda m: interp.steer(m, 3, vector), TypeError, "3"),

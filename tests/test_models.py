@@ -61,7 +61,7 @@ def test_tokenize_left_pads_with_mask(gpt2_like):
 def test_tokenize_bad_input(gpt2_like):
     with pytest.raises(ValueError, match="no prompts"):
         interp.tokenize(gpt2_like, [])
-    with pytest.raises(ValueError, match="prompt 1 is ''"):
+    with pytest.raises(ValueError, match=r"prompts\[1\] is ''"):
         interp.tokenize(gpt2_like, ["the cat", ""])
     with pytest.raises(ValueError, match="context is 48 tokens"):
         interp.tokenize(gpt2_like, " ".join(["cat"] * 60))

@@ -25,9 +25,70 @@ def check_prompts(prompts: Any, name: str = "prompts") -> list[str]:
     if len(prompts) == 0:
         raise ValueError(f"no prompts given in {name}: expected a string or a non-empty list of strings")
     for i, p in enumerate(prompts):
-        if not isinstance(p, str) or not p.strip():
-            raise ValueError(f"prompt {i} is {p!r}: expected a non-empty string")
+        if not isinstance(p, str):
+            raise TypeError(f"{name}[{i}] is {p!r}: expected a non-empty string")
+        if not p.strip():
+            raise ValueError(f"{name}[{i}] is {p!r}: expected a non-empty string")
     return list(prompts)
+
+
+def check_model(model: Any, name: str = "model") -> Any:
+    """A `HookedTransformer` (anything with `.cfg` and `.hook_dict`): a model name or None is a
+    TypeError that says how to get a model."""
+    if not (hasattr(model, "cfg") and hasattr(model, "hook_dict")):
+        shown = repr(model) if isinstance(model, (str, int, float, type(None))) else type(model).__name__
+        raise TypeError(f"{name} is {shown}: expected a HookedTransformer, e.g. interp.load_model('toy')")
+    return model
+
+
+def check_flag(value: Any, name: str, *, none: bool = False) -> Any:
+    """True or False (or None when `none`): a string such as 'yes' is not silently truthy."""
+    if isinstance(value, bool) or (none and value is None):
+        return value
+    allowed = "True, False or None" if none else "True or False"
+    raise TypeError(f"{name} is {value!r}: expected {allowed}")
+
+
+def check_choice(value: Any, name: str, allowed: Sequence[str]) -> str:
+    """One of the names in `allowed` (a mode, a method, a preset)."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} is {value!r}: expected one of {', '.join(map(repr, allowed))}")
+    return value
+
+
+def check_number(value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None,
+                 open_low: bool = False, open_high: bool = False) -> float:
+    """A finite real number within optional bounds (thresholds, fractions, significance levels)."""
+    import math
+
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if ok and minimum is not None:
+        ok = value > minimum if open_low else value >= minimum
+    if ok and maximum is not None:
+        ok = value < maximum if open_high else value <= maximum
+    if not ok:
+        low = "" if minimum is None else f"{'>' if open_low else '>='} {minimum}"
+        high = "" if maximum is None else f"{'<' if open_high else '<='} {maximum}"
+        bound = " and ".join(b for b in (low, high) if b)
+        raise ValueError(f"{name} is {value!r}: expected a finite number{' ' + bound if bound else ''}")
+    return float(value)
+
+
+def check_vector(value: Any, width: int, name: str = "vector") -> None:
+    """A finite, non-zero float tensor of shape `[width]` (a direction in the residual stream)."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        shown = repr(value) if isinstance(value, (str, int, float, type(None))) else type(value).__name__
+        raise TypeError(f"{name} is {shown}: expected a SteeringVector or a float tensor of shape [{width}]")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} has dtype {value.dtype}: expected a float tensor of shape [{width}]")
+    if tuple(value.shape) != (width,):
+        raise ValueError(f"{name} has shape {tuple(value.shape)}: expected [{width}] (the model's d_model)")
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} contains NaN or inf: expected finite values")
+    if not bool(value.any()):
+        raise ValueError(f"{name} is all zeros: a direction needs a non-zero vector")
 
 
 def check_layers(model: Any, layers: Any, name: str = "layers") -> list[int]:
@@ -97,12 +158,13 @@ _MISSING: Any = _Missing()
 MISSING = _MISSING
 
 
-def check_token_ids(tokens: Any, d_vocab: int, name: str = "tokens") -> None:
-    """A `[batch, pos]` integer tensor of ids in [0, d_vocab) (negative ids would wrap around)."""
+def check_token_ids(tokens: Any, d_vocab: int, name: str = "tokens", n_ctx: int | None = None) -> None:
+    """A `[batch, pos]` integer tensor of ids in [0, d_vocab) (negative ids would wrap around),
+    at most `n_ctx` positions long when given."""
     import torch
 
     if not isinstance(tokens, torch.Tensor):
-        raise TypeError(f"{name} must be a torch tensor of token ids, got {type(tokens).__name__}")
+        raise TypeError(f"{name} is a {type(tokens).__name__}: expected a torch tensor of token ids")
     if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
         raise TypeError(f"{name} has dtype {tokens.dtype}: expected an integer tensor of token ids")
     if tokens.ndim != 2 or tokens.numel() == 0:
@@ -111,6 +173,22 @@ def check_token_ids(tokens: Any, d_vocab: int, name: str = "tokens") -> None:
     if low < 0 or high >= d_vocab:
         bad = low if low < 0 else high
         raise ValueError(f"{name} contains token id {bad}: expected ids in [0, {d_vocab})")
+    if n_ctx is not None and tokens.shape[1] > n_ctx:
+        raise ValueError(f"{name} has {tokens.shape[1]} positions: the model's context is {n_ctx} tokens")
+
+
+def check_hook_pairs(pairs: Any, hook_dict: Any, name: str = "fwd_hooks") -> list:
+    """A list of `(hook point name, callable)` pairs, each name a hook point of the model."""
+    items = list(pairs)
+    for item in items:
+        if not (isinstance(item, tuple) and len(item) == 2):
+            raise ValueError(f"{name} contains {item!r}: expected (hook point name, hook function) pairs")
+        point, fn = item
+        if point not in hook_dict:
+            raise ValueError(f"{name} names unknown hook point {point!r}: expected e.g. 'blocks.0.hook_resid_pre'")
+        if not callable(fn):
+            raise TypeError(f"{name} gives {point!r} the hook {fn!r}: expected a callable fn(activation, hook)")
+    return items
 
 
 def check_finite(value: Any, name: str) -> float:

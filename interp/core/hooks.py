@@ -22,7 +22,7 @@ import torch
 from jaxtyping import Int
 from transformer_lens import HookedTransformer
 
-from interp.core.checks import check_token_ids
+from interp.core.checks import check_hook_pairs, check_token_ids
 
 #: site -> hook-name template; `{layer}` is the block index.
 SITES: dict[str, str] = {
@@ -133,10 +133,8 @@ def hooked(
         >>> with hooked(model, [("blocks.0.hook_mlp_out", zero)]):
         ...     logits = model(tokens)
     """
-    fwd, bwd = list(fwd_hooks), list(bwd_hooks)
-    for name, _ in fwd + bwd:
-        if name not in model.hook_dict:
-            raise ValueError(f"unknown hook point {name!r}")
+    fwd = check_hook_pairs(fwd_hooks, model.hook_dict, "fwd_hooks")
+    bwd = check_hook_pairs(bwd_hooks, model.hook_dict, "bwd_hooks")
     lock = nullcontext()
     if bwd:
         with _BOOKKEEPING:
@@ -215,7 +213,7 @@ def harvest(
         >>> tokens, mask = interp.tokenize(model, prompts)
         >>> acts = harvest(model, tokens, [("resid_post", 2)], attention_mask=mask)
     """
-    check_token_ids(tokens, model.cfg.d_vocab)
+    check_token_ids(tokens, model.cfg.d_vocab, n_ctx=model.cfg.n_ctx)
     if attention_mask is not None and tuple(attention_mask.shape) != tuple(tokens.shape):
         raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}; tokens have {tuple(tokens.shape)}")
     names = _names(model, sites)

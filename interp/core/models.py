@@ -98,9 +98,13 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     """Accept a torch dtype or one of 'float32', 'float16', 'bfloat16' (and short forms)."""
-    if dtype is None or isinstance(dtype, torch.dtype):
+    if dtype is None:
         return dtype
-    if dtype in _DTYPES:
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype {dtype} is not a floating-point dtype; use one of {sorted(_DTYPES)}")
+        return dtype
+    if isinstance(dtype, str) and dtype in _DTYPES:
         return _DTYPES[dtype]
     raise ValueError(f"dtype {dtype!r} is not supported; use one of {sorted(_DTYPES)}")
 
@@ -161,11 +165,13 @@ def load_model(
         >>> interp.model_info(model).n_layers
         30
     """
+    if not isinstance(name, (str, os.PathLike)):
+        raise TypeError(f"name is {name!r}: expected a model name or a path, e.g. {TOY!r}")
+    name = os.fspath(name)
+    if not name.strip():
+        raise ValueError(f"name is {name!r}: expected a model name or a path, e.g. {TOY!r}")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
-    if not isinstance(name, (str, os.PathLike)):
-        raise TypeError(f"name must be a model name or a path, got {type(name).__name__}")
-    name = os.fspath(name)
     if name == TOY:
         from interp.toy import load_toy
 
@@ -242,8 +248,9 @@ def model_info(model: HookedTransformer) -> ModelInfo:
         4
     """
     from interp.core.checkpoints import load_report
+    from interp.core.checks import check_model
 
-    cfg = model.cfg
+    cfg = check_model(model).cfg
     report = load_report(model)
     return ModelInfo(
         name=cfg.model_name,

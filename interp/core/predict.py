@@ -26,6 +26,7 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
+from interp.core.checks import check_flag, check_model, check_prompts
 from interp.core.readout import last_logits
 from interp.core.results import Result
 from interp.core.tokens import format_chat, tokenize
@@ -121,9 +122,9 @@ def next_tokens(
         >>> next_tokens(model, "the capital of france is").top1
         ('paris',)
     """
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    if not prompts:
-        raise ValueError("no prompts given: expected a string or a non-empty list of strings")
+    check_model(model)
+    prompts = check_prompts(prompts)
+    check_flag(chat, "chat", none=True)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= model.cfg.d_vocab:
         raise ValueError(f"k={k!r} must be an int in [1, {model.cfg.d_vocab}]")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -167,8 +167,11 @@ def profile_for(model: HookedTransformer) -> ModelProfile:
         >>> interp.profile_for(interp.load_model("toy")).chat_template
         'user : {prompt} assistant :'
     """
+    from interp.core.checks import check_model
+
     if model in _ATTACHED:
-        return _ATTACHED[model]
+        return _ATTACHED[check_model(model)]
+    check_model(model)
     _load_builtin()
     name = model.cfg.model_name
     if name in _REGISTRY:

@@ -49,6 +49,10 @@ def final_logits(
         >>> final_logits(model, acts["blocks.2.hook_resid_post"]).shape
         torch.Size([1, 6, 50257])
     """
+    if not isinstance(resid, torch.Tensor) or not resid.is_floating_point() or resid.shape[-1:] != (model.cfg.d_model,):
+        shown = f"a {type(resid).__name__}" if not isinstance(resid, torch.Tensor) else (
+            f"a {resid.dtype} tensor of shape {tuple(resid.shape)}")
+        raise ValueError(f"resid is {shown}: expected a float tensor [..., {model.cfg.d_model}] (d_model)")
     x = resid
     if model.cfg.normalization_type is not None:
         x = model.ln_final(x)

@@ -57,8 +57,9 @@ def format_chat(model: HookedTransformer, prompts: str | Sequence[str]) -> list[
         >>> interp.format_chat(toy, "how do i bake bread")
         ['user : how do i bake bread assistant :']
     """
-    if isinstance(prompts, str):
-        prompts = [prompts]
+    from interp.core.checks import check_prompts
+
+    prompts = check_prompts(prompts)
     template = chat_template(model)
     return [template.format(prompt=p) for p in prompts]
 
@@ -189,9 +190,11 @@ def tokenize(
     Example:
         >>> tokens, mask = interp.tokenize(model, ["the capital of france is", "hi"])
     """
-    from interp.core.checks import check_prompts
+    from interp.core.checks import check_flag, check_model, check_prompts
 
+    check_model(model)
     prompts = check_prompts(prompts)
+    check_flag(prepend_bos, "prepend_bos", none=True)
     if padding_side not in ("left", "right"):
         raise ValueError(f"padding_side {padding_side!r} must be 'left' or 'right'")
     rows = encode(model, prompts, prepend_bos=prepend_bos)

@@ -30,6 +30,14 @@ class NamedCorpus:
     """
 
     def __init__(self, name: str, factory: Any, length: int | None = None, **params: Any) -> None:
+        from interp.core.checks import check_count
+
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"name is {name!r}: expected a non-empty string naming the corpus")
+        if not callable(factory):
+            raise TypeError(f"factory is {factory!r}: expected a callable returning an iterable of strings")
+        if length is not None:
+            check_count(length, "length", minimum=0)
         self.name, self.factory, self.params = name, factory, params
         self.length = length if length is not None else params.get("n")
 
