@@ -20,6 +20,12 @@ The built-in SAE records the fingerprint of the weights it was trained on; `load
 compares it with the shipped weights read straight from their safetensors file (no model is
 built), so a retrained model with a stale SAE fails at load, not later.
 
+Real models can have a shipped SAE too, trained by `python -m interp.sae.train` and kept in
+`interp/sae/artifacts/<model name>/`: `load_sae("smollm2-135m-instruct")` loads SmolLM2's. Its
+folder is named after the model's profile, so `load_sae(interp.profile_for(model).name)` finds
+the shipped SAE of any model that has one (`shipped_saes()` lists them). Its recorded weight
+fingerprint is compared with the model's by `check_sae`, which every technique runs first.
+
 Example:
     >>> model, sae = interp.load_model("toy"), interp.load_sae("toy")
     >>> sae.cfg.metadata.hook_name
@@ -48,6 +54,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: How to retrain the built-in SAE (on the built-in model).
 TOY_SAE_RETRAIN = "python -m interp.toy.sae_train"
+#: Shipped SAEs of real models, one folder per model name (cfg.json, sae_weights.safetensors, training.json).
+SHIPPED_DIR = Path(__file__).parent / "artifacts"
+
+
+def shipped_saes() -> list[str]:
+    """Names `load_sae` loads from this package with no download: the built-in SAE and one per
+    model with a folder in `SHIPPED_DIR` (named after the model it was trained on).
+
+    Example:
+        >>> shipped_saes()
+        ['toy', 'smollm2-135m-instruct']
+    """
+    found = sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "cfg.json").is_file()) if SHIPPED_DIR.is_dir() else []
+    return [TOY, *found]
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -72,7 +92,8 @@ def load_sae(
     """Load a sparse autoencoder: a sae-lens release, or the built-in SAE `"toy"`.
 
     Args:
-        release: `"toy"` (shipped with the package, works offline), a folder saved by sae-lens
+        release: `"toy"` (shipped with the package, works offline), a model name with a shipped
+            SAE (`shipped_saes()`, e.g. `"smollm2-135m-instruct"`), a folder saved by sae-lens
             (`cfg.json` + `sae_weights.safetensors`, checked by `check_sae_folder` first), or a
             sae-lens release such as `"gpt2-small-res-jb"` or `"gemma-scope-2b-pt-res-canonical"`.
         sae_id: the SAE within the release, e.g. `"blocks.8.hook_resid_pre"` or
@@ -98,6 +119,8 @@ def load_sae(
         raise ValueError(f"release {release!r} must be a non-empty string such as 'toy' or 'gpt2-small-res-jb'")
     if release == TOY:
         return _load_toy_sae(sae_id, dev)
+    if release in shipped_saes():
+        return _load_shipped_sae(release, sae_id, dev)
     if (Path(release) / "cfg.json").exists():  # a saved SAE folder
         from sae_lens import SAE
 
@@ -112,8 +135,8 @@ def load_sae(
     if release not in directory:
         raise ValueError(
             f"unknown SAE release {release!r}: "
-            + _options([TOY, *sorted(directory)], release, "releases")
-            + f". The built-in SAE is {TOY!r}."
+            + _options([*shipped_saes(), *sorted(directory)], release, "releases")
+            + f". Shipped with this package (offline): {', '.join(map(repr, shipped_saes()))}."
         )
     ids = list(directory[release].saes_map)
     if sae_id is None or sae_id not in directory[release].saes_map:
@@ -237,6 +260,27 @@ def _load_toy_sae(sae_id: str | None, device: torch.device) -> SAE:
     return sae
 
 
+def _load_shipped_sae(name: str, sae_id: str | None, device: torch.device) -> SAE:
+    """The SAE shipped in `SHIPPED_DIR / name`, checked to be whole and trained on model `name`
+    with a recorded weight fingerprint (which `check_sae` compares with the model's)."""
+    from sae_lens import SAE
+
+    folder = SHIPPED_DIR / name
+    check_sae_folder(folder)
+    with no_loading_advice():
+        sae = SAE.load_from_disk(folder, device=str(device))
+    hook, meta = sae.cfg.metadata.hook_name, sae.cfg.metadata
+    if sae_id is not None and sae_id != hook:
+        raise ValueError(f"unknown sae_id {sae_id!r} for release {name!r}: 1 id; valid: {hook!r} (or None)")
+    if meta.model_name != name or not meta.get("interp_model_fingerprint"):
+        raise ValueError(
+            f"the shipped SAE in {folder} records model {meta.model_name!r} and fingerprint "
+            f"{meta.get('interp_model_fingerprint')!r}; expected model {name!r} and a fingerprint. Retrain it with "
+            f"`{meta.get('command') or 'python -m interp.sae.train'}`"
+        )
+    return sae.eval()
+
+
 # --- does it fit? -----------------------------------------------------------------------------
 
 
@@ -328,7 +372,7 @@ def check_sae(model: HookedTransformer, sae: SAE) -> None:
         if trained_fp != fingerprint(model):
             raise ValueError(
                 f"the SAE was trained on other weights of {name!r} (fingerprint {trained_fp}, this model "
-                f"{fingerprint(model)}); retrain it for these weights (the built-in SAE: python -m interp.toy.sae_train)"
+                f"{fingerprint(model)}); retrain it for these weights ({meta.get('command') or TOY_SAE_RETRAIN})"
             )
     kwargs = meta.model_from_pretrained_kwargs
     if isinstance(kwargs, dict) and hook.split(".")[-1] in _CENTRING_HOOKS:
