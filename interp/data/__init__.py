@@ -1,8 +1,9 @@
 """Bundled prompt sets, written for this project, loadable by name.
 
 Each set is a JSON file in this folder: either `{"description", "train", "heldout"}` (prompt
-sets with a held-out split), `{"description", "prompts"}`, or `{"description", "pairs"}`
-(few-shot task pairs). Real-model sets: `harmful`, `harmless`, and the task pairs `antonyms`,
+sets with a held-out split), `{"description", "prompts"}`, `{"description", "pairs"}`
+(few-shot task pairs), or `{"description", "fields", "items"}` (records with named fields, e.g.
+`two_hop`: composed questions with their one-hop facts, read with `records`). Real-model sets: `harmful`, `harmless`, and the task pairs `antonyms`,
 `country_capital`, `singular_plural`, `present_past`, `english_french`. The built-in model's
 own sets are `toy_harmful` and `toy_harmless`.
 
@@ -57,6 +58,19 @@ def pairs(name: str) -> list[tuple[str, str]]:
     if "pairs" not in data:
         raise KeyError(f"set {name!r} holds prompts, not pairs; use interp.data.prompts({name!r})")
     return [(a, b) for a, b in data["pairs"]]
+
+
+def records(name: str) -> list[dict[str, str]]:
+    """The items of a record set (each a dict of the fields its JSON documents), e.g. `two_hop`.
+
+    Example:
+        >>> data.records("two_hop")[0]["two"]
+        'The capital of the country where the Eiffel Tower is located is'
+    """
+    data = _read(name)
+    if "items" not in data:
+        raise KeyError(f"set {name!r} holds no records; use interp.data.pairs or interp.data.prompts")
+    return [dict(item) for item in data["items"]]
 
 
 def description(name: str) -> str:
