@@ -46,6 +46,12 @@ class Config(ExperimentConfig):
     """Held-out requests each for the refusal rates (all held-out requests when larger)."""
     n_sweep: int = 64
     """Held-out requests each for the per-layer sweep, the strength sweep and the grid."""
+    layer_step: int = 1
+    """Every `layer_step`-th layer is a candidate (the selection and the layer sweep); 1: all of them,
+    as Arditi et al. (each candidate costs forward passes over the validation set)."""
+    positions: tuple[int, ...] = ()
+    """Read positions of the candidates (negative: from the end of the chat template); empty: every
+    post-instruction position, as Arditi et al."""
     max_new_tokens: int = 0
     """Tokens generated per completion (0: 3 for the built-in model, whose refusal starts `i cannot`;
     24 for other models)."""
@@ -108,6 +114,7 @@ def run(cfg: Config, model=None) -> dict:
     n_tr = min(cfg.n_train, len(harm_tr) - n_val, len(safe_tr) - n_val)
     sel = interp.select_direction(
         model, harm_tr[:n_tr], safe_tr[:n_tr], val_harmful=harm_tr[-n_val:], val_harmless=safe_tr[-n_val:],
+        layers=list(range(0, model.cfg.n_layers, cfg.layer_step)), positions=list(cfg.positions) or None,
         batch_size=64,
     )
     vec = sel.vector
@@ -117,16 +124,20 @@ def run(cfg: Config, model=None) -> dict:
         sel.layer, sel.position
     ]
 
-    def rates(vector) -> dict[str, Any]:
-        abl = interp.steer(model, harm_te, vector, mode="ablate", max_new_tokens=new, batch_size=128)
-        add = interp.steer(model, safe_te, vector, mode="add", max_new_tokens=new, batch_size=128)
-        return {"harmful_unsteered": rate(abl.baseline), "harmful_ablated": rate(abl),
-                "harmless_unsteered": rate(add.baseline), "harmless_added": rate(add), "_ablated": abl}
+    def rates(vector, baseline: dict | None = None) -> dict[str, Any]:
+        """Refusal rates ablated on harmful and added on harmless (the unsteered ones measured once)."""
+        kw = dict(max_new_tokens=new, batch_size=128, baseline=baseline is None)
+        abl = interp.steer(model, harm_te, vector, mode="ablate", **kw)
+        add = interp.steer(model, safe_te, vector, mode="add", **kw)
+        base = baseline or {"harmful_unsteered": rate(abl.baseline), "harmless_unsteered": rate(add.baseline)}
+        return {"harmful_unsteered": base["harmful_unsteered"], "harmful_ablated": rate(abl),
+                "harmless_unsteered": base["harmless_unsteered"], "harmless_added": rate(add),
+                "_ablated": abl}
 
     found = rates(vec)
     ablated = found.pop("_ablated")
     ctrl = {
-        k: {m: v for m, v in rates(v_).items() if not m.startswith("_")}
+        k: {m: v for m, v in rates(v_, found).items() if not m.startswith("_")}
         for k, v_ in tqdm((("random_same_norm", rand), ("shuffled_labels", shuffled)), desc="controls")
     }
     kl = interp.harmless_kl(model, safe_te[:128], vec, mode="ablate")
@@ -147,7 +158,7 @@ def run(cfg: Config, model=None) -> dict:
     del edited
 
     harm_sw, safe_sw = harm_te[: cfg.n_sweep], safe_te[: cfg.n_sweep]
-    cand = list(sel.vectors.layers)
+    cand = [lay for lay in sel.vectors.layers if lay < sel.max_layer]
     resid = residual_norms(model, safe_sw, cand, sel.position)
     sweep = []
     for layer in tqdm(cand, desc="layer sweep"):
