@@ -234,7 +234,7 @@ def test_bad_input_names_the_value(gpt2_like):
             ablate_neurons(model, PROMPTS, [(0, 1)], method=method)
     with pytest.raises(ValueError, match="unknown ablation method 'half'"):
         ablate_neurons(model, PROMPTS, [(0, 1)], method="half")
-    with pytest.raises(ValueError, match="unknown test 'z'"):
+    with pytest.raises(ValueError, match="test is 'z'"):
         ablate_neurons(model, PROMPTS, [(0, 1)], test="z")
     with pytest.raises(KeyError, match="'zebra' is not a single token"):
         ablate_neurons(model, PROMPTS, [(0, 1)], targets=["is", "zebra"])

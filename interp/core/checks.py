@@ -32,6 +32,18 @@ def check_prompts(prompts: Any, name: str = "prompts") -> list[str]:
     return list(prompts)
 
 
+def check_prompt(prompt: Any, name: str = "prompt") -> str:
+    """One non-empty string (for functions that read a single prompt)."""
+    if isinstance(prompt, (list, tuple)):
+        raise ValueError(f"{name} is a {type(prompt).__name__} of {len(prompt)}: expected one prompt (a string); "
+                         "call once per prompt")
+    if not isinstance(prompt, str):
+        raise TypeError(f"{name} is {prompt!r}: expected a non-empty string")
+    if not prompt.strip():
+        raise ValueError(f"{name} is {prompt!r}: expected a non-empty string")
+    return prompt
+
+
 def check_model(model: Any, name: str = "model") -> Any:
     """A `HookedTransformer` (anything with `.cfg` and `.hook_dict`): a model name or None is a
     TypeError that says how to get a model."""
@@ -108,8 +120,11 @@ def check_layers(model: Any, layers: Any, name: str = "layers") -> list[int]:
         raise ValueError(f"{name} is {layers!r}: expected an int, a non-empty list of ints, or None for all {n}")
     out = []
     for layer in items:
-        if isinstance(layer, bool) or not isinstance(layer, int) or not -n <= layer < n:
+        if isinstance(layer, bool) or not isinstance(layer, int):
             raise ValueError(f"{name} contains {layer!r}: expected ints in [-{n}, {n}) for a {n}-layer model")
+        if not -n <= layer < n:
+            raise ValueError(f"{name} contains {layer!r}: layer {layer} is out of range for a {n}-layer model, "
+                             f"expected ints in [-{n}, {n})")
         out.append(layer % n)
     return out
 
@@ -172,7 +187,7 @@ def check_token_ids(tokens: Any, d_vocab: int, name: str = "tokens", n_ctx: int 
     low, high = int(tokens.min()), int(tokens.max())
     if low < 0 or high >= d_vocab:
         bad = low if low < 0 else high
-        raise ValueError(f"{name} contains token id {bad}: expected ids in [0, {d_vocab})")
+        raise ValueError(f"{name} contains token id {bad}: expected integer ids in [0, {d_vocab})")
     if n_ctx is not None and tokens.shape[1] > n_ctx:
         raise ValueError(f"{name} has {tokens.shape[1]} positions: the model's context is {n_ctx} tokens")
 
@@ -189,6 +204,47 @@ def check_hook_pairs(pairs: Any, hook_dict: Any, name: str = "fwd_hooks") -> lis
         if not callable(fn):
             raise TypeError(f"{name} gives {point!r} the hook {fn!r}: expected a callable fn(activation, hook)")
     return items
+
+
+def check_strings(value: Any, name: str) -> list[str]:
+    """A non-empty list of non-empty strings that is not one string (phrases, completions):
+    iterating a lone string would silently read its characters."""
+    if isinstance(value, str) or not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
+        shown = repr(value) if isinstance(value, (str, int, float, type(None))) else type(value).__name__
+        raise TypeError(f"{name} is {shown} ({type(value).__name__}): expected a list of strings")
+    if len(value) == 0:
+        raise ValueError(f"{name} is empty: expected a non-empty list of strings")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{i}] is {item!r}: expected a string")
+    return list(value)
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """None or a non-negative int (a random seed)."""
+    if seed is None:
+        return None
+    return check_count(seed, name, minimum=0)
+
+
+def check_generation(options: dict[str, Any], d_vocab: int) -> None:
+    """Sampling options as `HookedTransformer.generate` takes them, checked before generating:
+    `temperature` >= 0, `top_k` >= 1, `top_p` in (0, 1], `freq_penalty` finite, flags bool,
+    `eos_token_id` an id in the vocabulary."""
+    if options.get("temperature") is not None:
+        check_number(options["temperature"], "temperature", minimum=0)
+    if options.get("top_k") is not None:
+        check_count(options["top_k"], "top_k", maximum=d_vocab)
+    if options.get("top_p") is not None:
+        check_number(options["top_p"], "top_p", minimum=0, maximum=1, open_low=True)
+    if options.get("freq_penalty") is not None:
+        check_number(options["freq_penalty"], "freq_penalty")
+    for flag in ("do_sample", "stop_at_eos", "fast"):
+        if flag in options:
+            check_flag(options[flag], flag)
+    eos = options.get("eos_token_id")
+    for token in ([] if eos is None else eos if isinstance(eos, (list, tuple)) else [eos]):
+        check_count(token, "eos_token_id", minimum=0, maximum=d_vocab - 1)
 
 
 def check_finite(value: Any, name: str) -> float:

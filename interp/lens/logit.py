@@ -42,6 +42,7 @@ from jaxtyping import Int
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
+from interp.core.checks import check_count, check_flag, check_model, check_prompt, check_token_ids
 from interp.core.hooks import hook_name, record
 from interp.core.readout import final_logits
 from interp.core.tokens import maybe_chat, post_instruction_length, target_id, tokenize, use_chat
@@ -65,7 +66,7 @@ def read_positions(model: HookedTransformer, positions: Positions, n: int) -> li
     """
     if positions is None:
         return list(range(n))
-    items = [positions] if isinstance(positions, (int, str)) else list(positions)
+    items = list(positions) if isinstance(positions, (list, tuple, range)) else [positions]
     if not items:
         raise ValueError("positions is empty: pass None for all positions, or some ints")
     out: list[int] = []
@@ -148,12 +149,7 @@ def check_tokens(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tensor
         raise ValueError(f"tokens must have shape [pos] or [1, pos], got {tuple(tokens.shape)}")
     if tokens.shape[1] == 0:
         raise ValueError("tokens are empty: expected at least one token")
-    if tokens.shape[1] > model.cfg.n_ctx:
-        raise ValueError(
-            f"prompt is {tokens.shape[1]} tokens long; the model's context is {model.cfg.n_ctx} tokens"
-        )
-    if tokens.is_floating_point() or int(tokens.min()) < 0 or int(tokens.max()) >= model.cfg.d_vocab:
-        raise ValueError(f"tokens must be integer ids in [0, {model.cfg.d_vocab})")
+    check_token_ids(tokens, model.cfg.d_vocab, "prompt tokens", n_ctx=model.cfg.n_ctx)
     return tokens.to(next(model.parameters()).device)
 
 
@@ -215,9 +211,15 @@ def logit_lens(
         >>> lens = interp.logit_lens(model, "the capital of france is", positions="last", targets="paris")
         >>> lens.trajectory("paris")
     """
+    check_model(model)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= model.cfg.d_vocab:
         raise ValueError(f"k={k!r} must be an int in [1, {model.cfg.d_vocab}]")
     prompt = _one_prompt(prompt)
+    if not isinstance(prompt, torch.Tensor):
+        check_prompt(prompt, "prompt")
+    check_flag(prepend_bos, "prepend_bos", none=True)
+    if chunk_positions is not None:
+        check_count(chunk_positions, "chunk_positions")
     target_list = [targets] if isinstance(targets, (str, int)) else list(targets)
     target_ids = [target_id(model, t) for t in target_list]
     if isinstance(prompt, torch.Tensor):

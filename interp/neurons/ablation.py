@@ -43,7 +43,8 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
-from interp.core.checks import MISSING, check_prompts, no_extra, renamed
+from interp.core.checks import (MISSING, check_choice, check_count, check_flag, check_model, check_number,
+                                 check_prompts, no_extra, renamed)
 from interp.core.results import Result, check_shape
 from interp.core.tokens import format_chat, token_id, tokenize, use_chat
 from interp.neurons.engine import NeuronSpec, Values, parse_neurons, run_jobs
@@ -278,11 +279,15 @@ def ablate_neurons(
     if legacy is not MISSING and targets is not None:
         raise TypeError("ablate_neurons() got both targets= and its old name tokens=; pass targets= only")
     targets = targets if legacy is MISSING else legacy
+    check_model(model)
     prompts = check_prompts(prompts)
-    if test not in TESTS:
-        raise ValueError(f"unknown test {test!r}; expected one of {TESTS}")
-    if not 0 < alpha < 1 or n_tokens < 1:
-        raise ValueError(f"alpha={alpha} must be in (0, 1) and n_tokens={n_tokens} at least 1")
+    if reference is not None and not isinstance(reference, str):
+        reference = check_prompts(reference, "reference")
+    check_choice(test, "test", TESTS)
+    check_number(alpha, "alpha", minimum=0, maximum=1, open_low=True, open_high=True)
+    check_count(n_tokens, "n_tokens", maximum=model.cfg.d_vocab)
+    check_count(batch_size, "batch_size")
+    check_flag(chat, "chat", none=True)
     if use_chat(model, chat):
         prompts = format_chat(model, prompts)
         if reference is not None and not isinstance(reference, str):

@@ -35,7 +35,7 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
-from interp.core.checks import MISSING, no_extra, renamed
+from interp.core.checks import MISSING, check_count, check_model, no_extra, renamed
 from interp.core.hooks import hook_name, hooked, resolve_layer
 from interp.core.tokens import join_pieces
 from interp.core.results import Result, check_shape
@@ -239,8 +239,11 @@ def neuron_activations(
                              "as in interp.max_activating_examples")
     neuron = _old_neuron_form(neuron, old_index, deprecated)
     no_extra(deprecated, "neuron_activations")
+    check_model(model)
     if corpus is MISSING or neuron is None:
-        raise TypeError("neuron_activations() needs a corpus and a (layer, index) neuron")
+        raise TypeError(f"neuron_activations() needs a corpus and a (layer, index) neuron; got neuron={neuron!r}")
+    if limit is not None:
+        check_count(limit, "limit")
     if not isinstance(neuron, (tuple, list)) or len(neuron) != 2:
         raise ValueError(f"neuron {neuron!r} must be a (layer, index) pair")
     parse_neurons(model, [tuple(neuron)])  # names a bad layer or index before any work

@@ -40,8 +40,8 @@ import torch
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
-from interp.core.checks import check_prompts
-from interp.core.hooks import hook_name, hooked, resolve_layer
+from interp.core.checks import check_choice, check_count, check_flag, check_layers, check_model, check_prompts
+from interp.core.hooks import hook_name, hooked
 from interp.core.readout import last_logits
 from interp.core.results import Result, check_shape
 from interp.core.tokens import maybe_chat, tokenize
@@ -136,11 +136,7 @@ def mlp_layers(model: HookedTransformer, layers: int | Iterable[int] | None) -> 
         raise ValueError("this model has no MLP neurons (d_mlp is not set)")
     if layers is None:
         return list(range(model.cfg.n_layers))
-    layers = [layers] if isinstance(layers, int) else list(layers)
-    if not layers:
-        n = model.cfg.n_layers
-        raise ValueError(f"layers is empty: expected layer indices in [-{n}, {n})")
-    return sorted({resolve_layer(model, layer) for layer in layers})
+    return sorted(set(check_layers(model, layers)))  # a layer named twice is scored once
 
 
 def rank_neurons(
@@ -165,7 +161,7 @@ def rank_neurons(
         prompts: the prompts the metric is read on (its last position).
         metric: `logit_diff`, `token_logprob`, or a callable `f(logits)` / `f(logits, rows)` on the
             last-position logits `[batch, vocab]` returning one value per prompt.
-        layers: layers to score (default all).
+        layers: layers to score (default all); a layer named twice is scored once.
         k: how many top neurons to keep and verify by real ablation.
         method: the ablation the scores predict: `"zero"`, `"mean"` or `"resample"`.
         reference: reference prompts for mean / resample ablation.
@@ -185,11 +181,16 @@ def rank_neurons(
     """
     from tqdm.auto import tqdm
 
-    prompts = maybe_chat(model, check_prompts(prompts), chat)
+    check_model(model)
+    prompts = check_prompts(prompts)
+    if reference is not None and not isinstance(reference, str):
+        reference = check_prompts(reference, "reference")
+    check_choice(by, "by", RANK_BY)
+    check_count(batch_size, "batch_size")
+    check_flag(chat, "chat", none=True)
+    prompts = maybe_chat(model, prompts, chat)
     if reference is not None and not isinstance(reference, str):
         reference = maybe_chat(model, list(reference), chat)
-    if by not in RANK_BY:
-        raise ValueError(f"unknown ranking {by!r}; expected one of {RANK_BY}")
     met = as_metric(metric, len(prompts))
     layer_list = mlp_layers(model, layers)
     d_mlp = model.cfg.d_mlp

@@ -79,6 +79,8 @@ def parse_neurons(model: HookedTransformer, neurons: NeuronSpec | Sequence[Neuro
         >>> [u.label for u in parse_neurons(model, [(1, 5), (-1, 7), ("attn_out", 0)])]
         ['L1.N5', 'L2.N7', 'attn_out L0']
     """
+    if neurons is None or isinstance(neurons, (str, int, float)):
+        raise TypeError(f"neurons is {neurons!r}: expected (layer, index) pairs or ('mlp_out'|'attn_out', layer)")
     if isinstance(neurons, tuple) and len(neurons) == 2 and not isinstance(neurons[0], (tuple, list)):
         neurons = [neurons]
     neurons = list(neurons)

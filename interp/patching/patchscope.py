@@ -50,7 +50,8 @@ from typing import Any
 import torch
 from transformer_lens import HookedTransformer
 
-from interp.core.checks import MISSING, check_count, check_layers, no_extra, renamed
+from interp.core.checks import (MISSING, check_count, check_flag, check_layers, check_model, check_prompt, no_extra,
+                                 renamed)
 from interp.core.hooks import resolve_layer
 from interp.core.profiles import GENERIC_PATCHSCOPE_PRESETS, check_presets, profile_for
 from interp.core.tokens import token_ids, tokenize
@@ -232,6 +233,10 @@ def patchscope(
         if targets is not None:
             raise TypeError("patchscope() got both targets= and its old name expected=: pass targets= only")
         targets = old
+    check_model(model)
+    check_prompt(source_prompt, "source_prompt")
+    check_flag(prepend_bos, "prepend_bos", none=True)
+    check_flag(relocate_position, "relocate_position")
     if site not in PATCH_SITES:
         raise ValueError(f"site {site!r} must be one of {PATCH_SITES}")
     if strategy not in STRATEGIES:
