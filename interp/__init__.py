@@ -61,6 +61,8 @@ _EXPORTS: dict[str, str] = {
     "NeuronActivations": "neurons",
     "rank_neurons": "neurons",
     "NeuronRanking": "neurons",
+    "separating_neurons": "neurons",
+    "NeuronSeparation": "neurons",
     # steering
     "SteeringVector": "steering",
     "SteeringVectors": "steering",
@@ -127,10 +129,12 @@ if TYPE_CHECKING:  # pragma: no cover  (editors and type checkers see every publ
         Metric,
         NeuronActivations,
         NeuronRanking,
+        NeuronSeparation,
         ablate_neurons,
         logit_diff,
         neuron_activations,
         rank_neurons,
+        separating_neurons,
         token_logprob,
     )
     from interp.patching import PatchscopeResult, patchscope
