@@ -196,8 +196,23 @@ def run(cfg: Config, model=None) -> dict:
     best = dict(grid_rows[best_i * grid.shape[1] + best_j])
     best_v = sel.vectors[best["layer"], sel.position]
     best_rand = random_direction(best_v, seed=cfg.seed)
-    best["harmless_refused_random"], _ = added(best_rand, best["layer"], best["alpha"])
+    best["harmless_refused_random"] = (  # only measured where the direction did something
+        added(best_rand, best["layer"], best["alpha"])[0] if grid.max() > 0 else None
+    )
 
+    if best["harmless_refused"] > 0:
+        strength_text = (
+            f"Strength: the most harmless refusals in the layer x strength grid are "
+            f"{best['harmless_refused']:.2f} at layer {best['layer']}, norm ratio {best['norm_ratio']:g} "
+            f"(alpha {best['alpha']:.3g}; a random direction there: {best['harmless_refused_random']:.2f}); "
+            f"example: {best['example'][:80]!r}."
+        )
+    else:
+        strength_text = (
+            f"Strength: no cell of the layer x strength grid (layers {picks}, norm ratios "
+            f"{list(cfg.norm_ratios)}) made any harmless request refused; example at layer {best['layer']}, "
+            f"ratio {best['norm_ratio']:g}: {best['example'][:80]!r}."
+        )
     checks = {
         f"harmful refused unsteered >= {cfg.min_refused}": found["harmful_unsteered"] >= cfg.min_refused,
         f"harmful ablated <= {cfg.max_ablated}": found["harmful_ablated"] <= cfg.max_ablated,
@@ -240,6 +255,12 @@ def run(cfg: Config, model=None) -> dict:
     nb.table("Layer sweep (alpha 1)", sweep)
     nb.table(f"Strength sweep at the selected layer {sel.layer} (harmless requests)", strengths)
     nb.table("Layer x strength grid (harmless requests, each layer's own direction)", grid_rows)
+    phrases = interp.profile_for(model).refusal_phrases
+    refused = [(p, b_, s) for p, b_, s in zip(ablated.prompts, ablated.baseline, ablated.steered)
+               if interp.steering.is_refusal(b_, phrases)]
+    nb.table("Harmful requests refused unsteered, and with the direction ablated", [
+        {"request": p, "unsteered": b_, "ablated": s} for p, b_, s in refused
+    ])
     nb.table("Examples (harmful, direction ablated)", [
         {"request": p, "unsteered": b_, "ablated": s}
         for p, b_, s in list(zip(ablated.prompts, ablated.baseline, ablated.steered))[:6]
@@ -288,11 +309,7 @@ def run(cfg: Config, model=None) -> dict:
             f"{kl_rand.kl:.4f}); orthogonalized weights match runtime ablation to {ortho_err:.1e} and give "
             f"the same completions for {ortho_same:.0%}. Best alpha-1 layer for adding: "
             f"{max(sweep, key=lambda r: r['harmless_added'])['layer']} "
-            f"({max(r['harmless_added'] for r in sweep):.2f}). Strength: the most harmless refusals in the "
-            f"grid are {best['harmless_refused']:.2f} at layer {best['layer']}, norm ratio "
-            f"{best['norm_ratio']:g} "
-            f"(alpha {best['alpha']:.3g}; a random direction there: {best['harmless_refused_random']:.2f}); "
-            f"example: {best['example'][:80]!r}."
+            f"({max(r['harmless_added'] for r in sweep):.2f}). " + strength_text
         ),
         published=(
             "Arditi et al. 2024, gemma-2b-it and 12 other chat models: refusal 91% -> 0% with the direction "
