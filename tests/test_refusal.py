@@ -149,7 +149,7 @@ def test_select_direction_scores_agree_with_the_helpers(gpt2_like):
     assert isinstance(sel2.plot(), go.Figure) and sel2.to_frame()["bypass_score"].isna().sum() == 2
     with pytest.raises(ValueError, match="val_harmful has 1 prompt"):
         select_direction(gpt2_like, HARM, SAFE, val_harmful=HARM[:1], val_harmless=SAFE)
-    with pytest.raises(ValueError, match="max_layer_frac 0"):
+    with pytest.raises(ValueError, match="max_layer_frac is 0"):
         select_direction(gpt2_like, HARM, SAFE, val_harmful=HARM, val_harmless=SAFE, max_layer_frac=0)
     assert count_hooks(gpt2_like) == 0
 

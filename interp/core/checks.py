@@ -96,7 +96,7 @@ def check_vector(value: Any, width: int, name: str = "vector") -> None:
     if not value.is_floating_point():
         raise TypeError(f"{name} has dtype {value.dtype}: expected a float tensor of shape [{width}]")
     if tuple(value.shape) != (width,):
-        raise ValueError(f"{name} has shape {tuple(value.shape)}: expected [{width}] (the model's d_model)")
+        raise ValueError(f"{name} has shape {tuple(value.shape)}: expected shape [{width}] (the model's d_model)")
     if not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} contains NaN or inf: expected finite values")
     if not bool(value.any()):

@@ -30,9 +30,9 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from interp.core.checks import check_prompts
+from interp.core.checks import check_count, check_flag, check_layers, check_model, check_number, check_prompts
 from interp.core.cache import cached, fingerprint
-from interp.core.hooks import harvest, hook_name, resolve_layer
+from interp.core.hooks import harvest, hook_name
 from interp.core.results import Result
 from interp.core.tokens import maybe_chat, post_instruction_length, tokenize, use_chat
 from interp.steering.vector import SteeringVector, digest, site_width
@@ -156,12 +156,13 @@ def check_prompt_set(name: str, prompts: Sequence[str]) -> list[str]:
         ValueError: harmful has 1 prompt(s); a mean needs at least 2
     """
     if isinstance(prompts, str):
-        raise ValueError(f"{name} must be a list of prompts, not one string")
+        raise ValueError(f"{name} is {prompts!r}: expected a list of prompts, not one string")
     if prompts is None or not hasattr(prompts, "__len__"):
         raise TypeError(f"{name} is {prompts!r}: expected a list of prompts")
+    prompts = check_prompts(prompts, name) if len(prompts) else prompts
     if len(prompts) < 2:
         raise ValueError(f"{name} has {len(prompts)} prompt(s); a mean needs at least 2")
-    return check_prompts(prompts, name)
+    return prompts
 
 
 def read_positions(model: HookedTransformer, positions: Any, chat: bool) -> tuple[int, ...]:
@@ -194,13 +195,10 @@ def read_positions(model: HookedTransformer, positions: Any, chat: bool) -> tupl
 
 def read_layers(model: HookedTransformer, layers: int | Sequence[int] | None) -> list[int]:
     """Sorted distinct block indices: an int, a list (negatives count from the end), None for all."""
-    n = model.cfg.n_layers
-    if isinstance(layers, int) and not isinstance(layers, bool):
-        layers = [layers]
-    out = sorted({resolve_layer(model, layer) for layer in (range(n) if layers is None else layers)})
-    if not out:
-        raise ValueError(f"no layers given; expected some of 0..{n - 1}")
-    return out
+    checked = check_layers(model, layers)
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"layers is {layers!r}: it names a layer twice; expected distinct layers")
+    return sorted(checked)
 
 
 def _mean_acts(model, prompts, names, positions, batch_size, use_cache, desc) -> torch.Tensor:
@@ -260,7 +258,13 @@ def mean_difference(
         >>> vs = interp.mean_difference(model, harmful, harmless, layers=[1, 2])
         >>> vs[1, -1].norm
     """
+    check_model(model)
     positive, negative = check_prompt_set("positive", positive), check_prompt_set("negative", negative)
+    check_count(batch_size, "batch_size")
+    check_flag(cache, "cache")
+    check_flag(chat, "chat", none=True)
+    if max_imbalance is not None:
+        check_number(max_imbalance, "max_imbalance", minimum=1)
     ratio = max(len(positive), len(negative)) / min(len(positive), len(negative))
     if max_imbalance is not None and ratio > max_imbalance:
         raise ValueError(

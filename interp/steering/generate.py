@@ -27,7 +27,8 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from interp.core.checks import MISSING, check_context, check_count, check_prompts, renamed
+from interp.core.checks import (MISSING, check_context, check_count, check_flag, check_generation, check_prompts,
+                                 check_seed, renamed)
 from interp.core.generation import generate, linear_layout
 from interp.core.hooks import hooked
 from interp.core.results import Result
@@ -210,6 +211,10 @@ def steer(
     vector, layer = resolve(model, vector, layer=layer, alpha=alpha, mode=mode)
     check_apply_to(apply_to)
     check_count(batch_size, "batch_size")
+    check_flag(baseline, "baseline")
+    check_flag(chat, "chat", none=True)
+    check_seed(seed)
+    check_generation(generation, model.cfg.d_vocab)
     texts = maybe_chat(model, prompts, chat)
     check_context([len(r) for r in encode(model, texts)], max_new_tokens, model.cfg.n_ctx)
     kwargs = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, **generation)

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from interp.core.checks import check_finite, check_layers, check_prompts
+from interp.core.checks import check_count, check_finite, check_layers, check_model, check_prompts
 from interp.core.plotting import heatmap
 from interp.core.results import Result, check_shape
 from interp.steering.extract import SteeringVectors
@@ -119,7 +119,14 @@ def steering_grid(
     Example:
         >>> interp.steering_grid(model, harmless, vs, layers=[1, 2], alphas=[1, 4]).to_frame()
     """
+    check_model(model)
     prompts = check_prompts(prompts)
+    check_count(max_new_tokens, "max_new_tokens")
+    check_count(batch_size, "batch_size")
+    if metric is not None and not callable(metric):
+        raise TypeError(f"metric is {metric!r}: expected a callable SteerResult -> float")
+    if isinstance(alphas, (str, bytes)) or not hasattr(alphas, "__iter__"):
+        raise TypeError(f"alphas is {alphas!r}: expected a list of finite numbers")
     if isinstance(vectors, SteeringVectors):
         available = list(vectors.layers)
         rows = available if layers is None else check_layers(model, layers)
@@ -132,7 +139,8 @@ def steering_grid(
         rows = check_layers(model, layers)
         pick = {layer: vectors for layer in rows}
     else:
-        raise TypeError(f"vectors must be SteeringVectors or a SteeringVector, got {type(vectors).__name__}")
+        shown = repr(vectors) if vectors is None else type(vectors).__name__
+        raise TypeError(f"vectors is {shown}: expected SteeringVectors or a SteeringVector")
     if mode not in ("add", "ablate"):
         raise ValueError(f"mode {mode!r} must be 'add' or 'ablate'")
     cols = (1.0,) if mode == "ablate" else tuple(check_finite(a, "alphas") for a in alphas)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
-from interp.core.checks import check_count, check_prompts
+from interp.core.checks import check_count, check_flag, check_prompts, check_strings
 from interp.core.profiles import REFUSAL_PHRASES, profile_for
 from interp.core.readout import last_logits
 from interp.core.results import Result, check_shape
@@ -72,8 +72,15 @@ def refusal_rate(
         0.5
     """
     texts = completions.steered if isinstance(completions, SteerResult) else completions
-    if texts is None or isinstance(texts, str) or len(texts) == 0:
-        raise ValueError("refusal_rate needs a non-empty list of completions (or a SteerResult)")
+    if texts is None or isinstance(texts, str) or not hasattr(texts, "__len__") or len(texts) == 0:
+        shown = repr(texts) if texts is None or isinstance(texts, (list, tuple)) else f"a {type(texts).__name__}"
+        raise ValueError(f"completions is {shown}: refusal_rate needs a non-empty list of completions "
+                         "(or a SteerResult)")
+    texts = check_strings(texts, "completions")
+    if phrases is not None:
+        phrases = check_strings(phrases, "phrases")
+        if not all(p.strip() for p in phrases):
+            raise ValueError(f"phrases is {phrases!r}: an empty phrase would match every completion")
     if phrases is None and model is not None:
         phrases = profile_for(model).refusal_phrases
     return sum(is_refusal(t, phrases) for t in texts) / len(texts)

@@ -210,18 +210,27 @@ def select_direction(
         layers: layers to read (all candidate layers when None).
         positions, site, chat, cache: as in `interp.mean_difference` (`positions` are read positions).
         refusal_tokens: the tokens whose log-odds is the refusal score (see `refusal_token_ids`).
+        kl_threshold, induce_threshold: the eligibility filters (NaN is an error). `inf` /
+            `-inf` switch one off; a threshold no candidate can pass (e.g. a negative
+            `kl_threshold`) is accepted by design: the lowest bypass overall wins, with a warning.
 
     Example:
         >>> sel = interp.select_direction(model, harm_tr, safe_tr, val_harmful=harm_va, val_harmless=safe_va)
         >>> sel.layer, sel.position, sel.to_frame()
     """
+    from interp.core.checks import check_count, check_model, check_number
+
+    check_model(model)
+    harmful = check_prompt_set("harmful", harmful)
+    harmless = check_prompt_set("harmless", harmless)
     val_harmful = check_prompt_set("val_harmful", val_harmful)
     val_harmless = check_prompt_set("val_harmless", val_harmless)
-    if not 0 < max_layer_frac <= 1:
-        raise ValueError(f"max_layer_frac {max_layer_frac} must be in (0, 1]")
+    check_number(max_layer_frac, "max_layer_frac", minimum=0, maximum=1, open_low=True)
+    check_count(batch_size, "batch_size")
     for name, value in (("kl_threshold", kl_threshold), ("induce_threshold", induce_threshold)):
-        if math.isnan(value):
-            raise ValueError(f"{name} is NaN; expected a number (inf disables the filter)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ValueError(f"{name} is {value!r}: expected a number (inf disables the filter)")
+
     ids = refusal_token_ids(model, refusal_tokens)
     n = model.cfg.n_layers  # layers >= max_layer are skipped; the last one always (it acts on the output)
     max_layer = max(1, min(math.ceil(max_layer_frac * n), n - 1))

@@ -34,6 +34,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import warnings
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
 from interp.core.cache import fingerprint
-from interp.core.checks import MISSING, no_extra, renamed
+from interp.core.checks import MISSING, check_model, check_vector, no_extra, renamed
 from interp.core.hooks import SITES, hook_name, hooked, resolve_layer
 from interp.steering.edits import MODES, check_apply_to, steering_hooks
 
@@ -93,6 +94,11 @@ class SteeringVector:
     label: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.direction, torch.Tensor):
+            try:
+                torch.as_tensor(self.direction, dtype=torch.float32)
+            except (TypeError, ValueError, RuntimeError):
+                raise TypeError(f"direction is {self.direction!r}: expected a 1-D float tensor [d]") from None
         d = torch.as_tensor(self.direction).detach()
         if d.ndim != 1 or d.numel() == 0:
             raise ValueError(f"direction must be a non-empty 1-D tensor [d], got shape {tuple(d.shape)}")
@@ -253,6 +259,10 @@ class SteeringVector:
         """Write the direction and its provenance to a safetensors file."""
         from interp.core.cache import save
 
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path is {path!r}: expected a file path")
+        if Path(path).is_dir():
+            raise ValueError(f"path {str(path)!r} is a directory: expected a file path such as 'refusal.safetensors'")
         meta = {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "direction"}
         meta.update(format=_FORMAT, width=str(self.width))
         path = Path(path)
@@ -311,12 +321,15 @@ def resolve(
     Example:
         >>> vector, layer = resolve(model, torch.randn(128), layer=-1)
     """
+    check_model(model)
     if isinstance(vector, torch.Tensor):
         if layer is None:
             raise ValueError("a raw tensor needs layer=...; or pass a SteeringVector")
+        check_vector(vector, model.cfg.d_model, "vector")
         vector = SteeringVector(vector, layer=layer)
     if not isinstance(vector, SteeringVector):
-        raise ValueError(f"vector must be a SteeringVector or a 1-D tensor, got {type(vector).__name__}")
+        shown = repr(vector) if isinstance(vector, (str, int, float, type(None))) else type(vector).__name__
+        raise TypeError(f"vector is {shown}: expected a SteeringVector or a 1-D tensor")
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} must be one of {MODES}")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):

@@ -37,16 +37,14 @@ def orthogonalize(
     Example:
         >>> clean = interp.orthogonalize(model, refusal)
     """
+    from interp.core.checks import check_model, check_vector
+
+    check_model(model)
     if isinstance(direction, SteeringVector):
         direction.check(model)
         direction = direction.direction
-    direction = torch.as_tensor(direction).detach().float().cpu()
-    if direction.ndim != 1 or direction.numel() != model.cfg.d_model:
-        raise ValueError(
-            f"direction must have shape [{model.cfg.d_model}] (d_model), got {tuple(direction.shape)}"
-        )
-    if not torch.isfinite(direction).all() or direction.norm() == 0:
-        raise ValueError("direction must be finite and non-zero")
+    check_vector(direction, model.cfg.d_model, "direction")
+    direction = direction.detach().float().cpu()
     cfg = model.cfg
     if cfg.use_normalization_before_and_after:
         raise ValueError(
