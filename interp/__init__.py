@@ -61,6 +61,7 @@ _EXPORTS: dict[str, str] = {
     "NeuronActivations": "neurons",
     "rank_neurons": "neurons",
     "NeuronRanking": "neurons",
+    "UnreliableRankingWarning": "neurons",
     "separating_neurons": "neurons",
     "NeuronSeparation": "neurons",
     # steering

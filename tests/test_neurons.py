@@ -102,7 +102,8 @@ def test_mean_and_resample_rankings_verify_with_the_same_ablation(gpt2_like):
         assert {layer for layer, _ in r.neurons} <= {0, 2}
     fig = r.plot()
     assert len(fig.data) == 2 and "Spearman" in fig.layout.title.text
-    assert list(r.to_frame().columns) == ["rank", "layer", "neuron", "attribution", "ablation"]
+    assert list(r.to_frame().columns) == ["rank", "layer", "neuron", "attribution", "ablation",
+                                          "sign_agrees"]
     unverified = rank_neurons(model, PROMPTS, metric, k=3, verify=False, progress=False)
     assert unverified.ablation is None and len(unverified.plot().data) == 1
 

@@ -16,9 +16,10 @@ needs only `engine` and `interp.sae.examples`), so there are no cycles.
 
 from interp.neurons.ablation import AblationResult, ablate_neurons
 from interp.neurons.activations import NeuronActivations, neuron_activations
-from interp.neurons.attribution import NeuronRanking, rank_neurons
+from interp.neurons.attribution import NeuronRanking, UnreliableRankingWarning, rank_neurons
 from interp.neurons.metrics import Metric, logit_diff, token_logprob
 from interp.neurons.separation import NeuronSeparation, separating_neurons
 
 __all__ = ["AblationResult", "Metric", "NeuronActivations", "NeuronRanking", "NeuronSeparation", "ablate_neurons",
-           "logit_diff", "neuron_activations", "rank_neurons", "separating_neurons", "token_logprob"]
+           "logit_diff", "neuron_activations", "rank_neurons", "separating_neurons", "token_logprob",
+           "UnreliableRankingWarning"]
