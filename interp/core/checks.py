@@ -247,6 +247,32 @@ def check_generation(options: dict[str, Any], d_vocab: int) -> None:
         check_count(token, "eos_token_id", minimum=0, maximum=d_vocab - 1)
 
 
+def check_path(path: Any, name: str = "path", *, writing: bool = False) -> Any:
+    """A file path (str or os.PathLike); when `writing`, not an existing directory."""
+    import os
+
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise TypeError(f"{name} is {path!r}: expected a file path")
+    if writing and os.path.isdir(path):
+        raise ValueError(f"{name} {str(path)!r} is a directory: expected a file path such as 'result.safetensors'")
+    return path
+
+
+def check_corpus(corpus: Any, name: str = "corpus") -> Any:
+    """Something `interp.data.corpus.iter_texts` can read: a list of strings, a generator, a text
+    file or folder, or a dataset (emptiness is found while reading, for streams)."""
+    import os
+
+    if isinstance(corpus, (bool, int, float, bytes)) or corpus is None or not (
+        isinstance(corpus, (str, os.PathLike)) or hasattr(corpus, "__iter__")
+    ):
+        raise TypeError(f"{name} is {corpus!r} ({type(corpus).__name__}): expected a list of strings, a generator, "
+                        "a text file or folder, or a dataset")
+    if isinstance(corpus, (list, tuple)) and not corpus:
+        raise ValueError(f"{name} is empty: expected at least one non-empty text")
+    return corpus
+
+
 def check_finite(value: Any, name: str) -> float:
     """A finite real number (strengths, thresholds)."""
     import math

@@ -62,6 +62,8 @@ class NextTokens(Result):
         Raises:
             ValueError: a different number of answers than prompts.
         """
+        if isinstance(answers, str):
+            raise TypeError(f"answers is {answers!r}: expected a list of strings, one per prompt")
         if len(answers) != len(self.prompts):
             raise ValueError(f"{len(answers)} answers for {len(self.prompts)} prompts")
         return torch.tensor([t.strip().lower() == a.strip().lower() for t, a in zip(self.top1, answers)])

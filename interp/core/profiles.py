@@ -151,7 +151,9 @@ def set_profile(model: HookedTransformer, profile: ModelProfile) -> None:
     """Attach `profile` to this model object; it wins over the registry for this object only."""
     if not isinstance(profile, ModelProfile):
         raise TypeError(f"profile must be a ModelProfile, got {type(profile).__name__}")
-    _ATTACHED[model] = profile
+    from interp.core.checks import check_model
+
+    _ATTACHED[check_model(model)] = profile
 
 
 def registered_profiles() -> dict[str, ModelProfile]:

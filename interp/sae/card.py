@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformer_lens import HookedTransformer
 
+from interp.core.checks import check_count, check_model
 from interp.core.hooks import resolve_layer
 from interp.core.results import Result
 from interp.data.corpus import Corpus
@@ -93,6 +94,10 @@ def feature_card(
     Example:
         >>> interp.feature_card(model, sae, 12, examples=top).plot()
     """
+    check_model(model)
+    check_count(n_tokens, "n_tokens", maximum=model.cfg.d_vocab)
+    if examples is not None and not isinstance(examples, MaxActivatingExamples):
+        raise TypeError(f"examples is {examples!r}: expected a MaxActivatingExamples (or None to compute one)")
     if isinstance(sae_or_neuron, tuple):
         layer, unit = resolve_layer(model, sae_or_neuron[0]), sae_or_neuron[1]
         check_units(unit, model.cfg.d_mlp, f"neuron of layer {layer}")

@@ -28,6 +28,7 @@ import torch
 from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
+from interp.core.checks import check_count, check_prompt
 from interp.core.hooks import harvest
 from interp.core.results import Result
 from interp.core.tokens import tokenize
@@ -123,23 +124,25 @@ class FeatureActivations(Result):
 
     def active(self, position: int) -> list[tuple[int, float]]:
         """`(feature, activation)` of every feature firing at `position`, strongest first."""
-        if not -len(self.tokens) <= position < len(self.tokens):
-            raise ValueError(f"position {position} is out of range for {len(self.tokens)} tokens")
+        n = len(self.tokens)
+        if isinstance(position, bool) or not isinstance(position, int) or not -n <= position < n:
+            raise ValueError(f"position {position!r} is out of range for {n} tokens: expected an int in [-{n}, {n})")
         row = self.acts[position]
         idx = (row > 0).nonzero().flatten()
         order = row[idx].argsort(descending=True)
         return [(int(i), float(row[i])) for i in idx[order]]
 
     def top_per_token(self, k: int = 5) -> tuple[Float[torch.Tensor, "pos k"], Int[torch.Tensor, "pos k"]]:
-        """The `k` strongest features at each token: `(values, features)`."""
-        top = self.acts.topk(min(k, self.d_sae), dim=1)
+        """The `k` strongest features at each token: `(values, features)`; a `k` above `d_sae`
+        gives all of them (accepted by design)."""
+        top = self.acts.topk(min(check_count(k, "k"), self.d_sae), dim=1)
         return top.values, top.indices
 
     def top_features(self, k: int = 10) -> tuple[Int[torch.Tensor, "k"], Float[torch.Tensor, "k"]]:
         """The `k` features with the largest activation anywhere in the prompt (from `first`):
-        `(features, max activations)`; only features that fire."""
+        `(features, max activations)`; only features that fire (a `k` above `d_sae` gives all)."""
         best = self.acts[self.first :].max(0).values
-        top = best.topk(min(k, self.d_sae))
+        top = best.topk(min(check_count(k, "k"), self.d_sae))
         keep = top.values > 0
         return top.indices[keep], top.values[keep]
 
@@ -199,8 +202,7 @@ def feature_activations(model: HookedTransformer, sae: SAE, prompt: str) -> Feat
         >>> fa.top_features(5)
     """
     check_sae(model, sae)
-    if not isinstance(prompt, str):
-        raise ValueError(f"prompt must be one string, got {type(prompt).__name__}")
+    check_prompt(prompt, "prompt")
     tokens, mask = tokenize(model, prompt)
     hook = sae.cfg.metadata.hook_name
     acts = harvest(model, tokens, [hook], attention_mask=mask)[hook]

@@ -36,6 +36,7 @@ from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
 from interp.core.cache import cached
+from interp.core.checks import check_corpus, check_flag, check_model, check_path
 from interp.core.profiles import profile_for
 from interp.core.results import Result
 from interp.core.topk import HIST_EDGES, PAD
@@ -172,7 +173,7 @@ class MaxActivatingExamples(Result):
         """Write to a safetensors file (reload with `MaxActivatingExamples.load`)."""
         from interp.core.cache import save
 
-        path = Path(path)
+        path = Path(check_path(path, writing=True))
         save(path, _tensors(self), {"format": _FORMAT, **_meta(self)})
         return path
 
@@ -267,6 +268,13 @@ def max_activating_examples(
         >>> top = interp.max_activating_examples(model, sae, interp.toy.corpus.documents(5000), k=20)
         >>> top.to_frame(feature=7)
     """
+    check_model(model)
+    check_corpus(corpus)
+    check_flag(cache, "cache")
+    if cache_key is not None and (not isinstance(cache_key, str) or not cache_key.strip()):
+        raise ValueError(f"cache_key is {cache_key!r}: expected a non-empty string naming the corpus, or None")
+    if not (isinstance(context, int) or (isinstance(context, (tuple, list)) and len(context) == 2)):
+        raise ValueError(f"context is {context!r}: expected tokens before, or a (before, after) pair")
     spec = resolve_units(model, sae_or_neuron, features)
     before, after = (context, 2) if isinstance(context, int) else tuple(context)
     for name, value, low in (("k", k, 1), ("before", before, 0), ("after", after, 0), ("batch_size", batch_size, 1),

@@ -338,6 +338,9 @@ def check_sae(model: HookedTransformer, sae: SAE) -> None:
     Example:
         >>> interp.check_sae(interp.load_model("toy"), interp.load_sae("toy"))   # passes silently
     """
+    from interp.core.checks import check_model
+
+    check_model(model)
     for attr in ("cfg", "encode", "W_dec"):
         if not hasattr(sae, attr):
             raise ValueError(f"expected a sae-lens SAE (with .cfg, .encode, .W_dec), got {type(sae).__name__}")
@@ -354,6 +357,10 @@ def check_sae(model: HookedTransformer, sae: SAE) -> None:
             f"the SAE reads hook {hook!r}, which {name!r} does not have "
             f"({model.cfg.n_layers} layers, so blocks.0 ... blocks.{model.cfg.n_layers - 1}; e.g. {example!r})"
         )
+    recorded = meta.get("layer") if hasattr(meta, "get") else None
+    named = hook.split(".")[1] if hook.startswith("blocks.") else None
+    if isinstance(recorded, int) and named is not None and str(recorded) != named:
+        raise ValueError(f"the SAE reads hook {hook!r}, but its metadata says it was trained on layer {recorded}")
     want = _hook_width(model, sae, hook)
     if want is None:  # an unusual hook: measure its width with a one-token forward
         want = _probe_width(model, sae, hook)

@@ -33,7 +33,7 @@ from jaxtyping import Float, Int
 from transformer_lens import HookedTransformer
 
 from interp.core.cache import cached
-from interp.core.checks import MISSING, no_extra, renamed
+from interp.core.checks import MISSING, check_corpus, check_flag, check_model, check_number, check_prompt, no_extra, renamed
 from interp.core.profiles import profile_for
 from interp.core.results import Result
 from interp.core.tokens import post_instruction_length, token_id
@@ -196,7 +196,10 @@ def feature_density(
         >>> density = feature_density(model, sae)   # once: a pass over the default corpus
         >>> (density > 0.1).sum()
     """
+    check_model(model)
+    check_flag(measure, "measure")
     if corpus is not None:
+        check_corpus(corpus)
         return max_activating_examples(model, sae, corpus, progress=progress).density
 
     def compute() -> dict[str, torch.Tensor]:
@@ -237,7 +240,7 @@ def _density(model: HookedTransformer, sae: SAE, density: Any, corpus: Any, meas
         return full, "density="
     d = torch.as_tensor(density).detach().cpu().float()
     if d.shape != (n,):
-        raise ValueError(f"density must have shape [d_sae={n}], got {tuple(d.shape)}")
+        raise ValueError(f"density has shape {tuple(d.shape)}: expected [d_sae={n}]")
     return d, "density="
 
 
@@ -298,8 +301,14 @@ def search_features(
         raise ValueError("positions= chooses read positions in text=; give text= too")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k={k!r} must be an int >= 1")
-    if max_density is not None and not 0 < max_density <= 1:
-        raise ValueError(f"max_density={max_density} must be in (0, 1] or None")
+    if text is not None:
+        check_prompt(text, "text")
+    if max_density is not None:
+        check_number(max_density, "max_density", minimum=0, maximum=1, open_low=True)
+    if density is not None and not isinstance(density, (torch.Tensor, MaxActivatingExamples)):
+        raise TypeError(f"density is {density!r}: expected a [d_sae] tensor or a MaxActivatingExamples")
+    if corpus is not None:
+        check_corpus(corpus)
     with torch.inference_mode():  # not a decorator: the deprecation warning points at the caller
         if text is not None:
             fa = feature_activations(model, sae, text)

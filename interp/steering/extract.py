@@ -73,7 +73,7 @@ class SteeringVectors(Result):
     def __getitem__(self, key: int | tuple[int, int]) -> SteeringVector:
         layer, pos = key if isinstance(key, tuple) else (key, None)
         if layer not in self.layers:
-            raise KeyError(f"layer {layer} was not computed; layers: {list(self.layers)}")
+            raise KeyError(f"layer {layer!r} was not computed; layers: {list(self.layers)}")
         if pos is None:
             if len(self.positions) != 1:
                 raise KeyError(

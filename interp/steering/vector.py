@@ -34,7 +34,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import warnings
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
 from interp.core.cache import fingerprint
-from interp.core.checks import MISSING, check_model, check_vector, no_extra, renamed
+from interp.core.checks import MISSING, check_model, check_path, check_vector, no_extra, renamed
 from interp.core.hooks import SITES, hook_name, hooked, resolve_layer
 from interp.steering.edits import MODES, check_apply_to, steering_hooks
 
@@ -259,10 +258,7 @@ class SteeringVector:
         """Write the direction and its provenance to a safetensors file."""
         from interp.core.cache import save
 
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path is {path!r}: expected a file path")
-        if Path(path).is_dir():
-            raise ValueError(f"path {str(path)!r} is a directory: expected a file path such as 'refusal.safetensors'")
+        check_path(path, writing=True)
         meta = {f.name: str(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "direction"}
         meta.update(format=_FORMAT, width=str(self.width))
         path = Path(path)
