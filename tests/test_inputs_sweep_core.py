@@ -22,6 +22,13 @@ def _fn(act, hook):
     return None
 
 
+def _same_as_batch_1(result, c):
+    """A batch_size above the number of prompts is accepted by design: one batch, same answer."""
+    one = interp.next_tokens(c.m, ["the cat", "the dog"], k=2, batch_size=1)
+    assert result.tokens == one.tokens
+    assert torch.allclose(result.probs, one.probs, atol=1e-5)
+
+
 CASES = [
     # load_model: names, devices, dtypes
     Case("load_model-name-None", lambda c: interp.load_model(None), ("name", "None")),
@@ -91,6 +98,11 @@ CASES = [
     Case("record-no-sites", lambda c: entered(interp.record(c.m, [])), ("sites",)),
     Case("record-bad-site", lambda c: entered(interp.record(c.m, [("resid", 0)])), ("resid",)),
     Case("record-bad-layer", lambda c: entered(interp.record(c.m, [("resid_pre", 9)])), ("9",)),
+    Case("record-select-int", lambda c: entered(interp.record(c.m, [("resid_pre", 0)], select=3)), ("select", "3")),
+    Case("harvest-select-str", lambda c: interp.harvest(c.m, _ids(c, [[1, 2]]), [("resid_pre", 0)], select="last"),
+         ("select", "'last'")),
+    Case("hooked-bwd-unknown", lambda c: entered(interp.hooked(c.m, bwd_hooks=[("blocks.9.hook_resid_pre", _fn)])),
+         ("bwd_hooks", "blocks.9.hook_resid_pre")),
     Case("harvest-negative-id", lambda c: interp.harvest(c.m, _ids(c, [[1, -2]]), [("resid_pre", 0)]),
          ("tokens", "-2")),
     Case("harvest-out-of-vocab", lambda c: interp.harvest(c.m, _ids(c, [[1, 10**6]]), [("resid_pre", 0)]),
@@ -127,6 +139,8 @@ CASES = [
          ("batch_size", "0")),
     Case("next_tokens-batch_size-float", lambda c: interp.next_tokens(c.m, "the cat", batch_size=2.5),
          ("batch_size", "2.5")),
+    Case("next_tokens-batch_size-huge", lambda c: interp.next_tokens(c.m, ["the cat", "the dog"], k=2,
+                                                                      batch_size=10**9), accepted=_same_as_batch_1),
     Case("next_tokens-chat-str", lambda c: interp.next_tokens(c.m, "the cat", chat="yes"), ("chat", "yes")),
     # metrics built from tokens
     Case("logit_diff-unknown", lambda c: interp.logit_diff(c.m, "zzzqqq", "cat"), ("zzzqqq",)),

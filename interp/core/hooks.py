@@ -178,6 +178,8 @@ def record(
         ...     model(tokens)
         >>> acts["blocks.0.hook_resid_post"]
     """
+    if select is not None and not callable(select):
+        raise TypeError(f"select is {select!r}: expected a callable on the activation, or None")
     store: dict[str, torch.Tensor] = {}
 
     def save(act: torch.Tensor, hook) -> None:
@@ -214,6 +216,8 @@ def harvest(
         >>> acts = harvest(model, tokens, [("resid_post", 2)], attention_mask=mask)
     """
     check_token_ids(tokens, model.cfg.d_vocab, n_ctx=model.cfg.n_ctx)
+    if select is not None and not callable(select):
+        raise TypeError(f"select is {select!r}: expected a callable on the activation, or None")
     if attention_mask is not None and tuple(attention_mask.shape) != tuple(tokens.shape):
         raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}; tokens have {tuple(tokens.shape)}")
     names = _names(model, sites)
