@@ -235,6 +235,7 @@ def sweep(
     max_new_tokens: int = 1,
     target_ids: Sequence[int] = (),
     shift: torch.Tensor | None = None,
+    states: dict[int, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run every (source layer, target layer) row of a patchscope and generate greedily.
 
@@ -249,6 +250,8 @@ def sweep(
         max_new_tokens: greedy tokens per row.
         target_ids: tokens whose first-step probabilities and ranks to report.
         shift: `[d_model]` added to every source state before it is written (the position fix).
+        states: given source states `{source layer: [d_model]}` instead of reading them from
+            `src` (which is then unused): a vector patched in (`shared_prefix` only).
 
     Returns:
         `generated_ids` `[row, new]` (-1 after a batch stopped early at EOS), `first_probs`
@@ -259,11 +262,12 @@ def sweep(
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r} must be one of {STRATEGIES}")
-    one_pass_ok = len(pairs) <= batch_size and all(t >= s for s, t in pairs)
+    one_pass_ok = states is None and len(pairs) <= batch_size and all(t >= s for s, t in pairs)
     if strategy == "one_pass" and not one_pass_ok:
         raise ValueError(
-            f"strategy 'one_pass' needs every target layer >= its source layer and at most "
-            f"batch_size={batch_size} rows (got {len(pairs)}); use strategy='shared_prefix' or 'auto'"
+            f"strategy 'one_pass' needs every target layer >= its source layer, at most "
+            f"batch_size={batch_size} rows (got {len(pairs)}) and a source prompt (not given states); "
+            "use strategy='shared_prefix' or 'auto'"
         )
     if strategy == "auto":
         strategy = (
@@ -299,7 +303,8 @@ def sweep(
     else:
         # Read the source states first, run the target tokens before the placeholder once (no
         # patch can reach them), then every batch of rows from the placeholder on, patched.
-        states = _source_states(model, src, src_pos, site, sorted({s for s, _ in pairs}))
+        if states is None:
+            states = _source_states(model, src, src_pos, site, sorted({s for s, _ in pairs}))
         if shift is not None:
             states = {layer: state + shift for layer, state in states.items()}
         prefix = _prefix_cache(model, tgt[:, :ph_pos])

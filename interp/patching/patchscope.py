@@ -28,6 +28,9 @@ Conventions here:
   target layer), never a loop of forwards (`interp.patching.engine`: `"one_pass"` puts the
   source in the same batch as row 0, `"shared_prefix"` shares the target's tokens before the
   placeholder in one key-value cache; `"auto"` picks).
+- The source can also be a vector (`source_vector=`: one `[d_model]` state, or one per layer),
+  e.g. a task vector, a steering direction or a state computed elsewhere, so that what a
+  vector means is read the same way as a prompt's state.
 - The patch is applied on the prompt pass only. Generation then continues greedily with the
   key-value cache, which already holds the patched keys and values.
 - `targets=` names output tokens to report (probability and rank as the first generated token);
@@ -48,6 +51,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
 from interp.core.checks import (MISSING, check_count, check_flag, check_layers, check_model, check_prompt, no_extra,
@@ -160,15 +164,46 @@ def _in_range(model: HookedTransformer, layers: Any, name: str) -> Any:
     return layers
 
 
+#: What a result says its source was when a vector was patched in.
+VECTOR_LABEL = "<source vector>"
+
+
+def _check_vector(
+    model: HookedTransformer, source_prompt: Any, vector: Any, source_position: Any, strategy: str
+) -> torch.Tensor:
+    """The source vector on the model's device and dtype, after checking that it comes alone
+    (no prompt, no position), has the model's width, one row per layer if 2-D, and is finite."""
+    if source_prompt is not None:
+        raise TypeError("patchscope() got both source_prompt and source_vector: pass one of them")
+    if source_position is not None:
+        raise ValueError(f"source_position is {source_position!r}, but a source_vector has no positions: "
+                         "leave source_position out")
+    if strategy == "one_pass":
+        raise ValueError("strategy 'one_pass' needs a source prompt; a source_vector runs 'shared_prefix' "
+                         "(or pass strategy='auto')")
+    if not isinstance(vector, torch.Tensor) or not vector.is_floating_point():
+        raise TypeError(f"source_vector must be a floating-point torch tensor, got {type(vector).__name__}"
+                        + (f" of dtype {vector.dtype}" if isinstance(vector, torch.Tensor) else ""))
+    d, n = model.cfg.d_model, model.cfg.n_layers
+    if not (vector.shape == (d,) or vector.shape == (n, d)):
+        raise ValueError(f"source_vector has shape {tuple(vector.shape)}: expected [{d}] (d_model) or "
+                         f"[{n}, {d}] (one state per layer)")
+    if not torch.isfinite(vector).all():
+        raise ValueError("source_vector contains NaN or infinite values")
+    param = next(model.parameters())
+    return vector.detach().to(param.device, param.dtype)
+
+
 def _until_eos(ids: list[int], eos: int | None) -> list[int]:
     return ids[: ids.index(eos)] if eos is not None and eos in ids else ids
 
 
 def patchscope(
     model: HookedTransformer,
-    source_prompt: str,
+    source_prompt: str | None = None,
     *,
-    source_position: int | str = -1,
+    source_vector: Float[torch.Tensor, "d_model"] | Float[torch.Tensor, "layers d_model"] | None = None,
+    source_position: int | str | None = None,
     target: str = "identity",
     placeholder: str | int | None = None,
     source_layers: int | Sequence[int] | None = None,
@@ -182,13 +217,21 @@ def patchscope(
     relocate_position: bool = True,
     **deprecated: Any,
 ) -> PatchscopeResult:
-    """Decode a source prompt's hidden state by patching it into a target prompt and generating.
+    """Decode a source prompt's hidden state, or a given vector, by patching it into a target
+    prompt and generating.
 
     Args:
         model: any `HookedTransformer` with a tokenizer.
-        source_prompt: the prompt whose state is read.
-        source_position: the token position to read (BOS is 0, negatives from the end) or a
-            token string (its last occurrence), e.g. `"france"`.
+        source_prompt: the prompt whose state is read (or pass `source_vector` instead).
+        source_vector: a state to patch in instead of reading one from a prompt: `[d_model]`
+            (the same vector for every source layer, so a sweep patches it into each layer in
+            turn), or `[n_layers, d_model]` (row l is the state "from" layer l of `site`, e.g.
+            a task vector per layer, or states computed elsewhere). It is written as given:
+            no position embedding is swapped (`relocate_position` does not apply). Runs the
+            `shared_prefix` strategy.
+        source_position: the token position to read (BOS is 0, negatives from the end; default
+            the last) or a token string (its last occurrence), e.g. `"france"`. Not with
+            `source_vector`.
         target: a preset of the model's profile (`identity`, `description`, `capital`,
             `language`, `continent`; see `target_prompt`) or a custom target text containing
             the placeholder.
@@ -226,6 +269,8 @@ def patchscope(
         ...                        target="identity", source_layers=0, targets="tokyo")
         >>> ps.first_tokens
         ('tokyo',)
+        >>> v = interp.mean_difference(model, few_shot, zero_shot, positions="last")[2].direction
+        >>> interp.patchscope(model, source_vector=v, target="identity", source_layers=2).generations
     """
     old = renamed("expected", "targets", deprecated, "patchscope")
     no_extra(deprecated, "patchscope")
@@ -234,7 +279,13 @@ def patchscope(
             raise TypeError("patchscope() got both targets= and its old name expected=: pass targets= only")
         targets = old
     check_model(model)
-    check_prompt(source_prompt, "source_prompt")
+    if source_vector is None and source_prompt is None:
+        raise TypeError("patchscope() needs a source_prompt (a string) or a source_vector (a tensor)")
+    if source_vector is None:
+        check_prompt(source_prompt, "source_prompt")
+        source_position = -1 if source_position is None else source_position
+    else:
+        vectors = _check_vector(model, source_prompt, source_vector, source_position, strategy)
     check_flag(prepend_bos, "prepend_bos", none=True)
     check_flag(relocate_position, "relocate_position")
     if site not in PATCH_SITES:
@@ -254,11 +305,15 @@ def patchscope(
     target_list = [] if targets is None else [targets] if isinstance(targets, (str, int)) else list(targets)
     ids_of_targets = token_ids(model, target_list)
 
-    src, _ = tokenize(model, source_prompt, prepend_bos=prepend_bos)
     tgt, _ = tokenize(model, text, prepend_bos=prepend_bos)
-    spelled = model.to_str_tokens(torch.cat([src[0], tgt[0]]))  # one tokenizer call
-    src_spelled, tgt_spelled = tuple(spelled[: src.shape[1]]), tuple(spelled[src.shape[1] :])
-    src_pos = _find_token(src_spelled, source_position, "source_position", source_prompt, presets)
+    if source_vector is None:
+        src, _ = tokenize(model, source_prompt, prepend_bos=prepend_bos)
+        spelled = model.to_str_tokens(torch.cat([src[0], tgt[0]]))  # one tokenizer call
+        src_spelled, tgt_spelled = tuple(spelled[: src.shape[1]]), tuple(spelled[src.shape[1] :])
+        src_pos = _find_token(src_spelled, source_position, "source_position", source_prompt, presets)
+    else:
+        src, src_spelled, src_pos = tgt[:, :0], (VECTOR_LABEL,), 0
+        tgt_spelled = tuple(model.to_str_tokens(tgt[0]))
     ph_pos = _find_token(tgt_spelled, mark, "placeholder", text, presets)
     if tgt.shape[1] + max_new_tokens - 1 > model.cfg.n_ctx:
         raise ValueError(
@@ -275,8 +330,10 @@ def patchscope(
         layers = list(dict.fromkeys(check_layers(model, wanted, "target_layers")))
         pairs = [(s, t) for s in sources for t in layers] if grid else [(s, layers[0]) for s in sources]
 
-    shift = None
-    if relocate_position and model.cfg.positional_embedding_type == "standard":
+    shift, states = None, None
+    if source_vector is not None:
+        states = {s: vectors[s] if vectors.ndim == 2 else vectors for s, _ in pairs}
+    elif relocate_position and model.cfg.positional_embedding_type == "standard":
         with torch.no_grad():
             shift = model.W_pos[ph_pos] - model.W_pos[src_pos]
     merged = sweep(
@@ -292,12 +349,13 @@ def patchscope(
         max_new_tokens=max_new_tokens,
         target_ids=ids_of_targets,
         shift=shift,
+        states=states,
     )
     ids = merged["generated_ids"]
     eos = model.tokenizer.eos_token_id
     gens = [_until_eos([i for i in row if i >= 0], eos) for row in ids.tolist()]
     return PatchscopeResult(
-        source_prompt=source_prompt,
+        source_prompt=source_prompt if source_vector is None else VECTOR_LABEL,
         source_tokens=src_spelled,
         source_position=src_pos,
         target_prompt=text,
