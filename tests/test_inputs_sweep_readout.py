@@ -57,6 +57,13 @@ def _layer_one_once(result, c):
     assert all(layer == 1 for layer, _ in result.neurons)
 
 
+def _whole_corpus(result, c):
+    """A limit above the corpus size is accepted by design: the whole corpus is read."""
+    full = interp.neuron_activations(c.m, TEXTS, (0, 1), progress=False)
+    assert result.n_tokens == full.n_tokens and result.n_examples == full.n_examples == len(TEXTS)
+    assert torch.equal(result.values, full.values)
+
+
 CASES = [
     # logit_lens: prompt
     Case("lens-prompt-None", lens(prompt=None), ("prompt", "None")),
@@ -204,6 +211,7 @@ CASES = [
     Case("acts-limit-0", acts(limit=0), ("limit", "0")),
     Case("acts-limit-neg", acts(limit=-1), ("limit", "-1")),
     Case("acts-limit-float", acts(limit=1.5), ("limit", "1.5")),
+    Case("acts-limit-huge", acts(limit=10**9), accepted=_whole_corpus),
     Case("acts-before-neg", acts(before=-1), ("before", "-1")),
     Case("acts-before-float", acts(before=1.5), ("before", "1.5")),
     Case("acts-after-neg", acts(after=-1), ("after", "-1")),

@@ -60,6 +60,13 @@ def _nothing_eligible(selection, c):
     assert float(selection.bypass[i, j]) == float(selection.bypass.nan_to_num(float("inf")).min())
 
 
+def _same_as_batch_1(vs, c):
+    """A batch_size above the number of prompts is accepted by design: one batch, same means."""
+    one = interp.mean_difference(c.m, HARM, SAFE, layers=[1], cache=False, batch_size=1)
+    assert vs.layers == one.layers and vs.positions == one.positions
+    assert torch.allclose(vs.directions, one.directions, atol=1e-4)
+
+
 CASES = [
     # mean_difference
     Case("md-positive-None", md(positive=None), ("positive", "None")),
@@ -82,6 +89,7 @@ CASES = [
     Case("md-batch_size-0", md(batch_size=0), ("batch_size", "0")),
     Case("md-batch_size-neg", md(batch_size=-1), ("batch_size", "-1")),
     Case("md-batch_size-float", md(batch_size=1.5), ("batch_size", "1.5")),
+    Case("md-batch_size-huge", md(batch_size=10**9), accepted=_same_as_batch_1),
     Case("md-max_imbalance-neg", md(max_imbalance=-1.0), ("max_imbalance", "-1.0")),
     Case("md-max_imbalance-nan", md(max_imbalance=NAN), ("max_imbalance", "nan")),
     Case("md-cache-str", md(cache="no"), ("cache", "no")),
@@ -142,6 +150,7 @@ CASES = [
     Case("grid-vectors-None", grid(vectors=None), ("vectors", "None")),
     Case("grid-vectors-tensor", grid(vectors=torch.ones(D)), ("vectors", "Tensor")),
     Case("grid-layers-big", grid(layers=[9]), ("layers", "9")),
+    Case("grid-layers-duplicate", grid(layers=[1, 1]), ("layers", "[1, 1]")),
     Case("grid-layers-not-computed", grid(layers=[2]), ("2",)),
     Case("grid-alphas-empty", grid(alphas=[]), ("alphas",)),
     Case("grid-alphas-nan", grid(alphas=[1.0, NAN]), ("alphas", "nan")),

@@ -127,6 +127,8 @@ def steering_grid(
         raise TypeError(f"metric is {metric!r}: expected a callable SteerResult -> float")
     if isinstance(alphas, (str, bytes)) or not hasattr(alphas, "__iter__"):
         raise TypeError(f"alphas is {alphas!r}: expected a list of finite numbers")
+    if layers is not None and len(set(check_layers(model, layers))) != len(check_layers(model, layers)):
+        raise ValueError(f"layers is {layers!r}: it names a layer twice; expected distinct layers (one row each)")
     if isinstance(vectors, SteeringVectors):
         available = list(vectors.layers)
         rows = available if layers is None else check_layers(model, layers)
