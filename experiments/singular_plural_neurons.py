@@ -133,7 +133,8 @@ def run(cfg: Config, model=None) -> dict:
     acc_before = float((before > 0).float().mean())
     ratio = {m: effects[m]["logit_diff_drop"] / max(controls[m]["logit_diff_drop"], 1e-6) for m in effects}
     zero_top, zero_rand = effects["zero"]["logit_diff_drop"], controls["zero"]["logit_diff_drop"]
-    reproduced = float(results["zero"].metric_before.mean()) > 0 and zero_top > 0 and zero_top >= cfg.min_ratio * max(zero_rand, 0.0)
+    baseline = float(results["zero"].metric_before.mean())
+    reproduced = baseline > 0 and zero_top > 0 and zero_top >= cfg.min_ratio * max(zero_rand, 0.0)
 
     anchors = {}
     if model.cfg.model_name in ("gpt2", "gpt2-small") and model.cfg.d_mlp > 2096:
@@ -259,7 +260,8 @@ def run(cfg: Config, model=None) -> dict:
         differences=(
             "The built-in model (4 layers, 512 neurons each) learned agreement from a generated corpus "
             "with 5 verb pairs; the ranking is by activation contrast (which also picks up neurons for the "
-            "attractor's number, opposite to the subject's here), with attribution beside it; the GPT-2 anchors are checked only when the script runs on gpt2."
+            "attractor's number, opposite to the subject's here), with attribution beside it; the GPT-2 "
+            "anchors are checked only when the script runs on gpt2."
         ),
     )
 

@@ -1,4 +1,5 @@
-"""`patchscope(source_vector=...)`: patching a given vector equals patching the prompt state it was read from."""
+"""`patchscope(source_vector=...)`: patching a given vector equals patching the prompt state it
+was read from."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def test_vector_back_patching_grid_and_the_position_fix(gpt2_like):
     n_src = interp.tokenize(model, SOURCE)[0].shape[1]
     ph = interp.tokenize(model, TARGET)[0].shape[1] - 2  # the placeholder before the last ->
     shifted = states + (model.W_pos[ph] - model.W_pos[n_src - 1]).detach()
-    kwargs = dict(target=TARGET, placeholder="key", target_layers=[0, 1, 2], targets="paris", max_new_tokens=2)
+    kwargs = dict(target=TARGET, placeholder="key", target_layers=[0, 1, 2], targets="paris",
+                  max_new_tokens=2)
     from_prompt = interp.patchscope(model, SOURCE, **kwargs)
     from_vector = interp.patchscope(model, source_vector=shifted, **kwargs)
     assert len(from_vector.source_layers) == 9 and from_vector.is_grid

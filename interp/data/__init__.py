@@ -2,10 +2,11 @@
 
 Each set is a JSON file in this folder: either `{"description", "train", "heldout"}` (prompt
 sets with a held-out split), `{"description", "prompts"}`, `{"description", "pairs"}`
-(few-shot task pairs), or `{"description", "fields", "items"}` (records with named fields, e.g.
-`two_hop`: composed questions with their one-hop facts, read with `records`). Real-model sets: `harmful`, `harmless`, and the task pairs `antonyms`,
-`country_capital`, `singular_plural`, `present_past`, `english_french`. The built-in model's
-own sets are `toy_harmful` and `toy_harmless`.
+(few-shot task pairs), or `{"description", "fields", "items"}` (records with named fields,
+read with `records`). Real-model sets: `harmful`, `harmless`, the task pairs `antonyms`,
+`country_capital`, `singular_plural`, `present_past`, `english_french`, and the records
+`two_hop` (composed questions with their one-hop facts). The built-in model's own sets are
+`toy_harmful` and `toy_harmless`.
 
 Example:
     >>> from interp import data

@@ -10,8 +10,8 @@
 - `activations.py`: `neuron_activations`, a neuron's max-activating contexts over a corpus
   (`NeuronActivations`), read through the library's one streaming top-k.
 
-Imports go down this list (`metrics` <- `engine` <- `ablation`, `attribution` <- `separation`; `activations`
-needs only `engine` and `interp.sae.examples`), so there are no cycles.
+Imports go down this list (`metrics` <- `engine` <- `ablation`, `attribution` <- `separation`;
+`activations` needs only `engine` and `interp.sae.examples`), so there are no cycles.
 """
 
 from interp.neurons.ablation import AblationResult, ablate_neurons
@@ -20,6 +20,6 @@ from interp.neurons.attribution import NeuronRanking, UnreliableRankingWarning, 
 from interp.neurons.metrics import Metric, logit_diff, token_logprob
 from interp.neurons.separation import NeuronSeparation, separating_neurons
 
-__all__ = ["AblationResult", "Metric", "NeuronActivations", "NeuronRanking", "NeuronSeparation", "ablate_neurons",
-           "logit_diff", "neuron_activations", "rank_neurons", "separating_neurons", "token_logprob",
-           "UnreliableRankingWarning"]
+__all__ = ["AblationResult", "Metric", "NeuronActivations", "NeuronRanking", "NeuronSeparation",
+           "UnreliableRankingWarning", "ablate_neurons", "logit_diff", "neuron_activations", "rank_neurons",
+           "separating_neurons", "token_logprob"]

@@ -38,7 +38,7 @@ import torch
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
-from interp.core.checks import check_count, check_prompts
+from interp.core.checks import check_count, check_model, check_prompts
 from interp.core.hooks import harvest, hook_name
 from interp.core.results import Result, check_shape
 from interp.core.tokens import maybe_chat, tokenize, use_chat
@@ -84,7 +84,9 @@ class NeuronSeparation(Result):
         """Field `name` (`"d"`, `"auc"`, `"mean_positive"`, `"mean_negative"`) at the top neurons."""
         values = getattr(self, name)
         index = {layer: i for i, layer in enumerate(self.layers)}
-        return torch.stack([values[index[a], b] for a, b in self.neurons]) if self.neurons else values.new_zeros(0)
+        if not self.neurons:
+            return values.new_zeros(0)
+        return torch.stack([values[index[a], b] for a, b in self.neurons])
 
     def to_frame(self) -> Any:
         """One row per top neuron: rank, layer, index, d, AUC and the two group means."""
@@ -105,7 +107,8 @@ class NeuronSeparation(Result):
         layer the largest |d| (a line on a second axis), so one sees where the distinction lives."""
         labels = [f"L{a}.N{b}" for a, b in self.neurons]
         fig = go.Figure(go.Bar(x=labels, y=self.top("d").numpy(), name="d (top neurons)",
-                               customdata=self.top("auc").numpy(), hovertemplate="%{x}: d %{y:.2f}, AUC %{customdata:.2f}"))
+                               customdata=self.top("auc").numpy(),
+                               hovertemplate="%{x}: d %{y:.2f}, AUC %{customdata:.2f}"))
         fig.add_trace(go.Scatter(x=[f"L{layer}" for layer in self.layers], y=self.d.abs().amax(1).numpy(),
                                  mode="lines+markers", name="max |d| per layer", xaxis="x2", yaxis="y2"))
         fig.update_layout(
@@ -201,6 +204,7 @@ def separating_neurons(
         ...                                 ["the keys to the cabinet"] * 2, layers=[2, 3], k=3)
         >>> interp.ablate_neurons(model, prompts, list(sep.neurons), targets=["is", "are"])
     """
+    check_model(model)
     groups = []
     for name, group in (("positive", positive), ("negative", negative)):
         group = check_prompts(group, name)

@@ -69,7 +69,9 @@ class _Passes:
         if n_pos == 1:  # a cached generation step
             return slice(None) if self.which == "generated" else None
         split = self.prompt_len[name]
-        return {"prompt": slice(None, split), "last": slice(split - 1, split)}.get(self.which, slice(split, None))
+        return {"prompt": slice(None, split), "last": slice(split - 1, split)}.get(
+            self.which, slice(split, None)
+        )
 
 
 def _edit_hook(passes: _Passes, edit: Edit) -> Callable:
