@@ -40,6 +40,10 @@ def acts(corpus=TEXTS, neuron=(0, 1), **kw):
     return lambda c: interp.neuron_activations(c.m, corpus, neuron, progress=False, **kw)
 
 
+def sep(positive=HARM, negative=SAFE, **kw):
+    return lambda c: interp.separating_neurons(c.m, positive, negative, **{"progress": False, **kw})
+
+
 def _dedupe_positions(result, c):
     assert result.positions == (0,)
 
@@ -105,7 +109,7 @@ CASES = [
     Case("lens-chunk-float", lens(chunk_positions=1.5), ("chunk_positions", "1.5")),
     Case("lens-model-name", lambda c: interp.logit_lens("toy", P), ("model", "'toy'")),
     # patchscope
-    Case("scope-prompt-None", scope(prompt=None), ("source_prompt", "None")),
+    Case("scope-prompt-None", scope(prompt=None), ("source_prompt",)),  # None: "needs a source_prompt"
     Case("scope-prompt-int", scope(prompt=3), ("source_prompt", "3")),
     Case("scope-prompt-empty", scope(prompt=""), ("source_prompt", "''")),
     Case("scope-prompt-list", scope(prompt=["a", "b"]), ("source_prompt",)),
@@ -191,6 +195,24 @@ CASES = [
     Case("rank-by", rank(by="sideways"), ("by", "sideways")),
     Case("rank-chat-str", rank(chat="yes"), ("chat", "yes")),
     Case("rank-batch_size-0", rank(batch_size=0), ("batch_size", "0")),
+    # separating_neurons
+    Case("sep-positive-None", sep(positive=None), ("positive", "None")),
+    Case("sep-positive-emptylist", sep(positive=[]), ("positive",)),
+    Case("sep-positive-list-empty", sep(positive=["how do i", ""]), ("positive", "''")),
+    Case("sep-negative-int", sep(negative=3), ("negative", "3")),
+    Case("sep-layers-big", sep(layers=[9]), ("layers", "9")),
+    Case("sep-layers-str", sep(layers="1"), ("layers", "'1'")),
+    Case("sep-positions-name", sep(positions="first"), ("positions", "first")),
+    Case("sep-positions-big", sep(positions=[-99]), ("-99",)),
+    Case("sep-k-0", sep(k=0), ("k", "0")),
+    Case("sep-k-float", sep(k=1.5), ("k", "1.5")),
+    Case("sep-k-huge", sep(k=10**9), ("k", "1000000000")),
+    Case("sep-score", sep(score="t"), ("score", "'t'")),
+    Case("sep-by", sep(by="sideways"), ("by", "sideways")),
+    Case("sep-chat-str", sep(chat="yes"), ("chat", "yes")),
+    Case("sep-batch_size-0", sep(batch_size=0), ("batch_size", "0")),
+    Case("sep-batch_size-bool", sep(batch_size=True), ("batch_size", "True")),
+    Case("sep-model-name", lambda c: interp.separating_neurons("toy", HARM, SAFE), ("model", "'toy'")),
     # neuron_activations
     Case("acts-corpus-None", acts(corpus=None), ("corpus", "None")),
     Case("acts-corpus-emptylist", acts(corpus=[]), ("corpus",)),

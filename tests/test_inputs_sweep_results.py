@@ -57,6 +57,11 @@ CASES = [
     # SteeringVectors
     Case("vs.getitem-layer", lambda c: c.vs[9], ("9",)),
     Case("vs.getitem-str", lambda c: c.vs["1"], ("'1'",)),
+    # Metric
+    Case("Metric-name-empty", lambda c: interp.Metric("", lambda logits, rows: logits[:, 0]), ("name", "''")),
+    Case("Metric-fn-int", lambda c: interp.Metric("x", 3), ("fn", "3")),
+    Case("Metric-n_prompts-0", lambda c: interp.Metric("x", lambda logits, rows: logits[:, 0], n_prompts=0),
+         ("n_prompts", "0")),
     # profiles
     Case("ModelProfile-name-empty", lambda c: interp.ModelProfile(""), ("name", "''")),
     Case("ModelProfile-template", lambda c: interp.ModelProfile("x", chat_template="user: hi"), ("{prompt}",)),

@@ -52,6 +52,16 @@ class Metric:
     fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(repr=False)
     n_prompts: int | None = None  # per-prompt metrics: how many prompts they were built for
 
+    def __post_init__(self) -> None:
+        from interp.core.checks import check_count
+
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"name is {self.name!r}: expected a non-empty string")
+        if not callable(self.fn):
+            raise TypeError(f"fn is {self.fn!r}: expected a callable fn(logits, rows) -> one value per prompt")
+        if self.n_prompts is not None:
+            check_count(self.n_prompts, "n_prompts")
+
     def __call__(self, logits: Float[torch.Tensor, "batch vocab"], rows: Int[torch.Tensor, "batch"]):
         return self.fn(logits, rows)
 
