@@ -58,6 +58,7 @@ class Config(ExperimentConfig):
     QUICK: ClassVar[dict[str, Any]] = {
         "n_countries": 40,
         "prefixes": ("as you know , ", "in fact , ", "i think "),
+        "max_failures": 24,
     }
 
 
@@ -128,6 +129,7 @@ def run(cfg: Config, model=None) -> dict:
                 target_layers=list(range(n)),
                 targets=answer,
                 max_new_tokens=1,
+                batch_size=n * n,  # the whole grid in one patched pass
             )
             got = dict(zip(zip(ps.source_layers, ps.target_layers), ps.correct.tolist()))
             row[i] = torch.tensor([got[p] for p in pairs])
