@@ -4,6 +4,14 @@ A bad argument should fail at the door with a message a person can act on: the a
 name, the value it got, and what is allowed. These helpers do that once, so each technique's
 checks read as a list of calls, and so the messages say the same thing everywhere.
 
+One check per kind of argument: prompts (`check_prompts`, `check_prompt`, `check_strings`),
+the model (`check_model`), layers (`check_layers`), token ids (`check_token_ids`), counts and
+sizes (`check_count`: `k`, `batch_size`, `n_tokens`, `limit`, `max_new_tokens`, ...), numbers
+(`check_finite`, `check_number`), flags and names (`check_flag`, `check_choice`), vectors
+(`check_vector`), hooks (`check_hook_pairs`), paths and corpora (`check_path`, `check_corpus`),
+generation (`check_seed`, `check_generation`, `check_context`). tests/test_inputs_sweep_*.py
+calls every public function with bad values of each kind.
+
 Example:
     >>> check_prompts("")
     Traceback (most recent call last):
