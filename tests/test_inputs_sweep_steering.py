@@ -51,6 +51,11 @@ def vec(direction=None, **kw):
     return lambda c: interp.SteeringVector(torch.ones(D) if direction is None else direction, **{"layer": 1, **kw})
 
 
+def _warns(text, call, c):
+    with pytest.warns(UserWarning, match=text):
+        return call(c)
+
+
 def _nothing_eligible(selection, c):
     """A negative KL threshold is accepted by design (documented in select_direction): no candidate
     passes it, so the lowest-bypass candidate wins, with a warning (checked by the sweep's call)."""
@@ -104,7 +109,8 @@ CASES = [
     Case("sd-max_layer_frac-big", sd(max_layer_frac=1.5), ("max_layer_frac", "1.5")),
     Case("sd-max_layer_frac-nan", sd(max_layer_frac=NAN), ("max_layer_frac", "nan")),
     Case("sd-kl_threshold-nan", sd(kl_threshold=NAN), ("kl_threshold", "nan")),
-    Case("sd-kl_threshold-neg", sd(kl_threshold=-1.0), accepted=_nothing_eligible),
+    Case("sd-kl_threshold-neg", lambda c: _warns("no candidate passed", sd(kl_threshold=-1.0), c),
+         accepted=_nothing_eligible),
     Case("sd-induce_threshold-nan", sd(induce_threshold=NAN), ("induce_threshold", "nan")),
     Case("sd-refusal_tokens-unknown", sd(refusal_tokens=["zzzqqq"]), ("zzzqqq",)),
     Case("sd-batch_size-0", sd(batch_size=0), ("batch_size", "0")),
