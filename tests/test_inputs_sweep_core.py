@@ -35,6 +35,8 @@ CASES = [
     Case("load_model-name-int", lambda c: interp.load_model(3), ("name", "3")),
     Case("load_model-name-empty", lambda c: interp.load_model(""), ("name", "''")),
     Case("load_model-name-unknown", lambda c: interp.load_model("no-such-model"), ("no-such-model",)),
+    Case("load_model-path-missing", lambda c: interp.load_model("./no/such/folder"), ("no/such/folder",)),
+    Case("load_model-gguf-missing", lambda c: interp.load_model("/tmp/no-such-model.gguf"), ("no-such-model.gguf",)),
     Case("load_model-device-tpu", lambda c: interp.load_model("toy", device="tpu"), ("device", "tpu")),
     Case("load_model-device-int", lambda c: interp.load_model("toy", device=3.5), ("device", "3.5")),
     Case("load_model-device-empty", lambda c: interp.load_model("toy", device=""), ("device", "''")),

@@ -97,6 +97,7 @@ CASES = [
     Case("tops-corpus-empty-texts", tops(corpus=["", " "]), ("corpus",)),
     Case("tops-corpus-int", tops(corpus=3), ("corpus", "int")),
     Case("tops-corpus-list-int", tops(corpus=["the cat", 3]), ("int",)),
+    Case("tops-corpus-path-missing", tops(corpus="/no/such/corpus.txt"), ("/no/such/corpus.txt",)),
     Case("tops-features-big", tops(features=[99999]), ("feature", "99999")),
     Case("tops-features-neg", tops(features=-1), ("feature", "-1")),
     Case("tops-features-str", tops(features="x"), ("feature", "'x'")),

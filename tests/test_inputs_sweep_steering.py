@@ -126,6 +126,8 @@ CASES = [
     Case("steer-vector-2d", steer(vector=torch.ones(2, D), layer=1), ("(2, 128)",)),
     Case("steer-vector-nan", steer(vector=torch.full((D,), NAN), layer=1), ("NaN",)),
     Case("steer-vector-no-layer", steer(vector=torch.ones(D)), ("layer",)),
+    Case("steer-vector-other-model", lambda c: interp.steer(c.m, "hi", interp.SteeringVector(torch.ones(32), layer=1)),
+         ("width 32",)),
     Case("steer-layer-big", steer(layer=9), ("layer", "9")),
     Case("steer-layer-str", steer(layer="1"), ("layer", "'1'")),
     Case("steer-alpha-nan", steer(alpha=NAN), ("alpha", "nan")),
