@@ -236,6 +236,8 @@ CASES = [
     Case("acts-limit-neg", acts(limit=-1), ("limit", "-1")),
     Case("acts-limit-float", acts(limit=1.5), ("limit", "1.5")),
     Case("acts-limit-huge", acts(limit=10**9), accepted=_whole_corpus),
+    Case("acts-k-huge", acts(k=10**9), ("k=1000000000",)),
+    Case("acts-before-huge", acts(before=10**9), ("1000000000",)),
     Case("acts-before-neg", acts(before=-1), ("before", "-1")),
     Case("acts-before-float", acts(before=1.5), ("before", "1.5")),
     Case("acts-after-neg", acts(after=-1), ("after", "-1")),

@@ -41,6 +41,11 @@ def density(corpus=TEXTS, **kw):
     return lambda c: interp.feature_density(c.m, c.sae, corpus, **{"progress": False, **kw})
 
 
+def _context_bound(result, c):
+    """A max_len above the context is accepted by design (documented): texts are read up to it."""
+    assert result.n_tokens == c.m.cfg.n_ctx - 1  # every position after <bos>
+
+
 CASES = [
     # load_sae
     Case("load_sae-release-unknown", lambda c: interp.load_sae("no-such-release"), ("no-such-release",)),
@@ -103,6 +108,9 @@ CASES = [
     Case("tops-features-str", tops(features="x"), ("feature", "'x'")),
     Case("tops-features-empty", tops(features=[]), ("feature",)),
     Case("tops-features-duplicate", tops(features=[1, 1]), ("[1, 1]",)),
+    Case("tops-k-huge", tops(k=10**9), ("k=1000000000",)),
+    Case("tops-context-huge", tops(context=(10**8, 2)), ("100000000",)),
+    Case("tops-max_len-huge", tops(corpus=[" ".join(["the cat"] * 50)], max_len=10**6), accepted=_context_bound),
     Case("tops-k-0", tops(k=0), ("k", "0")),
     Case("tops-k-neg", tops(k=-1), ("k", "-1")),
     Case("tops-k-float", tops(k=1.5), ("k", "1.5")),

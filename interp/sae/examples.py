@@ -50,6 +50,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from sae_lens import SAE
 
 _FORMAT = "interp-max-activating-1"
+#: Most top-k cells (units x k x context width) one pass keeps: about 3 GB of values, ids and
+#: context; a `k` or `context` asking for more is an error before any work, not an allocation failure.
+MAX_CELLS = 2**28
+
 _TENSORS = ("units", "values", "example", "position", "context_tokens", "context_acts", "fired", "hist")
 
 
@@ -244,13 +248,14 @@ def max_activating_examples(
         corpus: a list of strings, a generator, a text file or folder, or a Hugging Face dataset
             (see `interp.data.corpus.iter_texts`); the built-in corpus generator works too.
         features: SAE features to track (default all).
-        k: examples kept per unit.
+        k: examples kept per unit (`units x k x context width` is bounded by `MAX_CELLS`).
         context: tokens of context kept, `before` or `(before, after)`.
         batch_size: texts per forward pass, at most; texts are left-padded with an attention
             mask, grouped by length, and long ones go in smaller batches so that no batch holds
             more than `batch_size * max_len / 2` tokens with padding (peak memory is set by that
             budget, not by the longest texts a corpus happens to hold).
-        max_len: texts are cut to this many tokens (with `<bos>`).
+        max_len: texts are cut to this many tokens (with `<bos>`), and to the model's context
+            (a larger `max_len` is accepted by design and reads up to the context).
         cache: read and write the on-disk cache. A list, file or dataset is keyed by its
             content; a one-shot generator is keyed by its content after the pass (so the same
             texts as a list hit the entry) or by `cache_key` (then it is not even read on a hit).
@@ -281,6 +286,12 @@ def max_activating_examples(
                              ("max_len", max_len, 2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name}={value!r} must be an int >= {low}")
+    cells = len(spec.units) * k * (before + 1 + after)
+    if cells > MAX_CELLS:
+        raise ValueError(
+            f"k={k} with context=({before}, {after}) for {len(spec.units)} units would keep {cells:,} top-k cells "
+            f"(at most {MAX_CELLS:,}); lower k or context, or track fewer units with features="
+        )
     args = {"units": spec.identity, "which": _hash_list(spec.units), "k": k, "context": [before, after],
             "max_len": max_len, "skip_bos": True}
 
