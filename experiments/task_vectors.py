@@ -106,6 +106,11 @@ def run(cfg: Config, model=None) -> dict:
         vecs[task.name] = vs
         held = task.pairs[1::2][: cfg.n_eval]
         queries, answers = [task.prompt([], x) for x, _ in held], [y for _, y in held]
+        rng = random.Random(f"{cfg.seed}-{task.name}-few-shot")
+        few_shot_prompts = [
+            task.prompt(rng.sample([p for p in task.pairs if p[0] != x], cfg.k), x) for x, _ in held
+        ]
+        few_shot = accuracy(interp.next_tokens(model, few_shot_prompts).top1, answers)  # the ceiling
         zero_shot = None
         acc = {"task vector": [], "random same norm": [], "shuffled labels": []}
         for layer in vs.layers:
@@ -132,6 +137,7 @@ def run(cfg: Config, model=None) -> dict:
         )
         per_task[task.name] = {
             "zero_shot": zero_shot,
+            "few_shot": few_shot,
             "by_layer": acc,
             "best_layer": vs.layers[best],
             "best": acc["task vector"][best],
@@ -236,7 +242,8 @@ def run(cfg: Config, model=None) -> dict:
             "is "
             f"their mean last-position resid_pre minus that of zero-shot queries on half of the items; added "
             f"(alpha 1, at {'the last position' if cfg.apply_to == 'last' else cfg.apply_to + ' positions'}) "
-            f"to zero-shot queries on the other half; first generated word against the answer. "
+            f"to zero-shot queries on the other half; first generated word against the answer (the few-shot "
+            f"prompts' own accuracy on the same queries is the ceiling). "
             f"Controls: a random direction of the same norm at the same layer; the same construction from "
             f"shuffled-label prompts."
         ),
@@ -258,7 +265,8 @@ def run(cfg: Config, model=None) -> dict:
         conclusion=(
             f"Mean accuracy by layer {[round(a, 2) for a in mean_by_layer]} (best per task "
             f"{ {k: round(t['best'], 2) for k, t in per_task.items()} }, zero-shot "
-            f"{ {k: round(t['zero_shot'], 2) for k, t in per_task.items()} }, random direction at the best "
+            f"{ {k: round(t['zero_shot'], 2) for k, t in per_task.items()} }, few-shot prompts themselves "
+            f"{ {k: round(t['few_shot'], 2) for k, t in per_task.items()} }, random direction at the best "
             f"layer { {k: round(t['random_at_best'], 2) for k, t in per_task.items()} }). Shuffled-label "
             f"vectors reach { {k: round(t['shuffled_at_best'], 2) for k, t in per_task.items()} }: "
             f"shuffling pairs keeps the outputs' category, which is most of what the vector carries here."
