@@ -41,6 +41,12 @@ def density(corpus=TEXTS, **kw):
     return lambda c: interp.feature_density(c.m, c.sae, corpus, **{"progress": False, **kw})
 
 
+def _every_feature_ranked(result, c):
+    """A k above d_sae is accepted by design (as in FeatureActivations.top_features): all features."""
+    assert len(result.features) == c.sae.cfg.d_sae
+    assert bool((result.scores[:-1] >= result.scores[1:]).all())
+
+
 def _context_bound(result, c):
     """A max_len above the context is accepted by design (documented): texts are read up to it."""
     assert result.n_tokens == c.m.cfg.n_ctx - 1  # every position after <bos>
@@ -85,6 +91,7 @@ CASES = [
     Case("search-promotes-unknown", search(promotes="zzzqqq"), ("zzzqqq",)),
     Case("search-promotes-negative", search(promotes=-1), ("-1",)),
     Case("search-promotes-empty", search(promotes=[]), ("promotes",)),
+    Case("search-k-huge", search(promotes="paris", k=10**9, max_density=None), accepted=_every_feature_ranked),
     Case("search-k-0", search(promotes="cat", k=0), ("k", "0")),
     Case("search-k-neg", search(promotes="cat", k=-2), ("k", "-2")),
     Case("search-k-float", search(promotes="cat", k=2.5), ("k", "2.5")),

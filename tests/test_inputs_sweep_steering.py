@@ -72,6 +72,11 @@ def _same_as_batch_1(vs, c):
     assert torch.allclose(vs.directions, one.directions, atol=1e-4)
 
 
+def _score_as_batch_1(scores, c):
+    """A batch_size above the number of prompts is accepted by design: one batch, same scores."""
+    assert torch.allclose(scores, interp.refusal_score(c.m, SAFE, batch_size=1), atol=1e-4)
+
+
 CASES = [
     # mean_difference
     Case("md-positive-None", md(positive=None), ("positive", "None")),
@@ -128,6 +133,8 @@ CASES = [
     Case("steer-vector-no-layer", steer(vector=torch.ones(D)), ("layer",)),
     Case("steer-vector-other-model", lambda c: interp.steer(c.m, "hi", interp.SteeringVector(torch.ones(32), layer=1)),
          ("width 32",)),
+    Case("steer-vector-layer-99", lambda c: interp.steer(c.m, "hi", interp.SteeringVector(torch.ones(D), layer=99)),
+         ("99",)),
     Case("steer-layer-big", steer(layer=9), ("layer", "9")),
     Case("steer-layer-str", steer(layer="1"), ("layer", "'1'")),
     Case("steer-alpha-nan", steer(alpha=NAN), ("alpha", "nan")),
@@ -203,6 +210,7 @@ CASES = [
     Case("score-refusal_tokens-unknown", score(refusal_tokens=["zzzqqq"]), ("zzzqqq",)),
     Case("score-refusal_tokens-empty", score(refusal_tokens=[]), ("refusal_tokens",)),
     Case("score-refusal_tokens-negative", score(refusal_tokens=[-1]), ("-1",)),
+    Case("score-batch_size-huge", score(batch_size=10**9), accepted=_score_as_batch_1),
     Case("score-chat-str", score(chat="yes"), ("chat", "yes")),
     Case("score-batch_size-0", score(batch_size=0), ("batch_size", "0")),
     Case("score-batch_size-bool", score(batch_size=True), ("batch_size", "True")),

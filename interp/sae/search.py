@@ -270,7 +270,7 @@ def search_features(
         promotes: rank features by the logit their unit decoder direction adds to these output
             tokens (mean over them, relative to the vocabulary's mean), through the final norm.
             Reads only the weights: no corpus is streamed (see `max_density`).
-        k: how many features to return.
+        k: how many features to return (a `k` above `d_sae` returns them all, by design).
         max_density: leave out features firing on more than this fraction of corpus tokens;
             None keeps all. The density is `density` if given, else measured on `corpus` if
             given, else the model's default corpus: a text search measures it once (progress
