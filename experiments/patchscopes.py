@@ -22,6 +22,7 @@ Run: `python experiments/patchscopes.py [--model NAME] [--out DIR] [--quick]`.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -42,7 +43,8 @@ class Entity:
     name: str
     """The entity, as the report names it."""
     keywords: tuple[str, ...]
-    """Lower-case words of which a description naming the entity contains at least one."""
+    """Lower-case words of which a description naming the entity contains at least one, as whole
+    words (`king` does not match `kingdom`)."""
     position: int | str = -1
     """The source position: the entity's last token (-1) or a token string."""
 
@@ -51,7 +53,7 @@ class Entity:
 #: Wikipedia short description and its first name, never its last token (which layer 0 reads alone).
 REAL_ENTITIES: tuple[Entity, ...] = (
     Entity("Diana, Princess of Wales", "Diana, Princess of Wales", ("princess", "royal", "diana")),
-    Entity("Alexander the Great", "Alexander the Great", ("king", "macedon", "alexander")),
+    Entity("Alexander the Great", "Alexander the Great", ("king", "macedon", "macedonia", "alexander")),
     Entity("The Eiffel Tower", "the Eiffel Tower", ("paris", "france", "eiffel")),
     Entity("The Statue of Liberty", "the Statue of Liberty", ("statue", "sculpture", "new york")),
     Entity("Abraham Lincoln", "Abraham Lincoln", ("president", "abraham")),
@@ -139,7 +141,8 @@ def describe(model, ents: list[Entity], cfg: Config) -> tuple[torch.Tensor, list
             model, ent.prompt, source_position=ent.position, target="description",
             max_new_tokens=cfg.description_tokens,
         )
-        hits = [any(k in g.lower() for k in ent.keywords) for g in ps.generations]
+        words = [re.compile(rf"\b{re.escape(k)}\b") for k in ent.keywords]
+        hits = [any(w.search(g.lower()) for w in words) for g in ps.generations]
         named.append(hits)
         first.append(next((lay for lay, h in zip(ps.source_layers, hits) if h), None))
         rows.append({
