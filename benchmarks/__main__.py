@@ -2,7 +2,9 @@
 
 Each `benchmarks/bench_*.py` exposes `run(model) -> list[Row]`. `python -m benchmarks peers`
 compares interp with its peers on GPT-2-small-sized random weights (`--peers-size small` for a
-quick run on tiny ones, `--rounds N` timed rounds per side).
+quick run on tiny ones, `--rounds N` timed rounds per side). The default run (no names) includes
+the peers group only when the peers are installed (`pip install -e ".[bench]"`), on the tiny
+weights, so that it finishes in a few minutes on two CPU cores.
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ def main() -> None:
     model = bench_model(args.model)
     found = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
     chosen = [f"bench_{n}" for n in args.names] if args.names else found
+    if not args.names and "bench_peers" in chosen:  # the default run: peers only with the bench extra
+        from benchmarks.peers.sides import missing
+
+        if missing():
+            chosen.remove("bench_peers")
+            print(f"peers group skipped: {', '.join(missing())} not installed (pip install -e '.[bench]')")
+        elif not args.peers_size:
+            os.environ["INTERP_PEERS_SIZE"] = "small"  # GPT-2-small-sized: `python -m benchmarks peers`
     rows = []
     for name in chosen:
         rows += importlib.import_module(f"benchmarks.{name}").run(model)
