@@ -158,7 +158,10 @@ def run(cfg: Config, model=None) -> dict:
     del edited
 
     harm_sw, safe_sw = harm_te[: cfg.n_sweep], safe_te[: cfg.n_sweep]
-    cand = [lay for lay in sel.vectors.layers if lay < sel.max_layer]
+    below = [lay for lay in sel.vectors.layers if lay < sel.max_layer]
+    # a zero difference (layer 0 at a template token: the same embedding in both sets) has no direction
+    cand = [lay for lay in below if sel.vectors[lay, sel.position].norm > 0]
+    zero_layers = sorted(set(below) - set(cand))
     resid = residual_norms(model, safe_sw, cand, sel.position)
     sweep = []
     for layer in tqdm(cand, desc="layer sweep"):
@@ -273,7 +276,7 @@ def run(cfg: Config, model=None) -> dict:
         "kl_harmless_ablated": kl.kl, "orthogonalize_max_logit_diff": ortho_err,
         "orthogonalize_same_completions": ortho_same,
         "layer_sweep": sweep, "strength_sweep": strengths, "grid": grid_rows, "grid_best": best,
-        "criteria": checks, "failed": failed,
+        "criteria": checks, "failed": failed, "zero_difference_layers": zero_layers,
     }
     verdict = "Reproduced." if reproduced else f"Not reproduced on {name}: fails " + "; ".join(failed) + "."
     return nb.finish(
