@@ -51,9 +51,15 @@ def run_peers(
     *, size: str = "gpt2", rounds: int = 5, batches: tuple[int, ...] = (1, 8), new_tokens: int = 32,
     device: str = "cpu", harvest_prompts: int = 256,
 ) -> list[Row]:
-    """Print the three peer tables; return their rows in the shared `Row` form (ratios)."""
+    """Print the three peer tables; return their rows in the shared `Row` form (ratios).
+
+    The targets (interp >= 0.95 of HF generate and >= the fastest peer, lens >= tuned-lens,
+    harvest memory <= 0.05 of `run_with_cache`) are set for GPT-2-small-sized weights; on the tiny
+    `small` weights, where fixed per-call costs dominate, the rows are reported without targets
+    and only the token and value agreement is checked."""
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; expected one of {sorted(SIZES)}")
+    targeted = size == "gpt2"
     for peer in missing():
         print(f"peers: {peer} is not installed; its rows are skipped (pip install -e '.[bench]')")
     pair = gpt2_pair(**SIZES[size], device=device)
@@ -65,7 +71,7 @@ def run_peers(
         detail = f"batch {r.batch} x {new_tokens}, spread {r.spread:.2f}"
         if r.same_as is not None:
             detail += f", same tokens as {r.same_as}: {'yes' if r.same else 'NO'}"
-        ours = r.side.startswith("interp")
+        ours = r.side.startswith("interp") and targeted
         ok = (r.vs_hf >= 0.95 if ours else True) and r.same is not False
         target = ">= 0.95" if ours else "-"
         rows.append(Row(f"peers: {r.side} / HF generate tok/s", r.vs_hf, target, ok, detail))
@@ -78,7 +84,7 @@ def run_peers(
     for r in lens_rows:
         if r.side == "one HF forward" or r.max_prob_diff is None:
             continue
-        ours = r.side.startswith("interp")
+        ours = r.side.startswith("interp") and targeted
         detail = f"max |dp| {r.max_prob_diff:.1e}"
         if r.vs_tuned is not None:
             ok = r.max_prob_diff < 1e-4 and (r.vs_tuned >= 1.0 or not ours)
@@ -91,7 +97,7 @@ def run_peers(
     print_memory(mem_rows)
     for r in mem_rows:
         if r.side != "run_with_cache":
-            ours = r.side.startswith("interp")
+            ours = r.side.startswith("interp") and targeted
             ok = (r.vs_cache <= 0.05 if ours else True) and r.max_diff < 1e-4
             name = f"peers: {r.side} / run_with_cache peak memory"
             rows.append(Row(name, r.vs_cache, "<= 0.05" if ours else "-", ok, f"{r.peak_mb:.0f} MB"))
