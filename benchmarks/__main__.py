@@ -44,6 +44,7 @@ def main() -> None:
             print(f"peers group skipped: {', '.join(missing())} not installed (pip install -e '.[bench]')")
         elif not args.peers_size:
             os.environ["INTERP_PEERS_SIZE"] = "small"  # GPT-2-small-sized: `python -m benchmarks peers`
+            os.environ.setdefault("INTERP_PEERS_ROUNDS", "3")  # no targets at this size: agreement first
     rows = []
     for name in chosen:
         rows += importlib.import_module(f"benchmarks.{name}").run(model)

@@ -46,7 +46,7 @@ def run(model: HookedTransformer) -> list[Row]:
     def lens() -> None:
         logit_lens(model, tokens, positions=-1, targets="berlin")
 
-    t = interleaved({"forward": forward, "lens": lens}, tokens.device, rounds=30, warmup=3)
+    t = interleaved({"forward": forward, "lens": lens}, tokens.device, rounds=15, warmup=2)
     ratio = t["lens"] / t["forward"]
     return [
         Row(

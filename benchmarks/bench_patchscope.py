@@ -48,7 +48,7 @@ def run(model: HookedTransformer) -> list[Row]:
     def shared() -> None:
         patchscope(model, SOURCE, target="identity", max_new_tokens=1, strategy="shared_prefix")
 
-    t = interleaved({"loop": loop, "sweep": sweep, "shared": shared}, src.device, rounds=15, warmup=2)
+    t = interleaved({"loop": loop, "sweep": sweep, "shared": shared}, src.device, rounds=9, warmup=2)
     ratio = t["sweep"] / t["loop"]
     return [
         Row(
