@@ -118,8 +118,8 @@ def harvest_activations(
             torch.save(acts, path)
             if progress:
                 done = sum(len(p) for p in parts) + len(acts)
-                print(f"harvested {done} tokens from {i + chunk} texts in {(time.time() - start) / 60:.1f} min",
-                      flush=True)
+                took = (time.time() - start) / 60
+                print(f"harvested {done} tokens from {i + chunk} texts in {took:.1f} min", flush=True)
         parts.append(torch.load(path))
     return torch.cat(parts)
 
@@ -162,7 +162,8 @@ def fit_sae(activations: Iterator[torch.Tensor], metadata, *, d_in: int, d_sae: 
         dead_feature_window=max(50, steps // 10), n_batches_for_norm_estimate=20,
         logger=LoggingConfig(log_to_wandb=False),
     )
-    provider = mixing_buffer(buffer_size=16 * batch_tokens, batch_size=batch_tokens, activations_loader=activations)
+    provider = mixing_buffer(buffer_size=16 * batch_tokens, batch_size=batch_tokens,
+                             activations_loader=activations)
     trained = SAETrainer(cfg=cfg, sae=sae, data_provider=provider).fit()
     with tempfile.TemporaryDirectory() as tmp:  # the inference SAE, reloaded the way users load it
         trained.save_inference_model(tmp)
@@ -217,14 +218,17 @@ def evaluate_sae(model: HookedTransformer, sae, texts: Sequence[str], *, batch_s
 
             def splice(act, hook, mode):
                 stash["x"] = act
-                new = sae.decode(sae.encode(act.to(sae.device))).to(act) if mode == "sae" else torch.zeros_like(act)
+                if mode == "zero":
+                    return torch.where(keep[..., None], torch.zeros_like(act), act)
+                new = sae.decode(sae.encode(act.to(sae.device))).to(act)
                 return torch.where(keep[..., None], new, act)
 
             for mode in ("clean", "sae", "zero"):
                 hooks = [] if mode == "clean" else [(hook, lambda a, hook, m=mode: splice(a, hook, m))]
                 with hooked(model, hooks):
                     logits = model(rows, return_type="logits")[:, :-1]
-                nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")
+                nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets,
+                                                        reduction="none")
                 losses[mode] += float(nll[valid].sum())
             n_targets += int(valid.sum())
             x = stash["x"][keep].double().cpu()
@@ -244,7 +248,8 @@ def evaluate_sae(model: HookedTransformer, sae, texts: Sequence[str], *, batch_s
     if ce:
         clean, spliced, zero = (losses[m] / n_targets for m in ("clean", "sae", "zero"))
         out |= {"ce_loss_clean": round(clean, 4), "ce_loss_with_sae": round(spliced, 4),
-                "ce_loss_zero_ablated": round(zero, 4), "ce_loss_recovered": round((zero - spliced) / (zero - clean), 4)}
+                "ce_loss_zero_ablated": round(zero, 4),
+                "ce_loss_recovered": round((zero - spliced) / (zero - clean), 4)}
     return out | {"eval_tokens": n}
 
 
@@ -255,8 +260,9 @@ def sae_metadata(model: HookedTransformer, hook: str, dataset: str):
     tok = model.tokenizer
     special = sorted({pad_id(model), *([tok.bos_token_id] if tok.bos_token_id is not None else [])})
     return SAEMetadata(
-        model_name=model.cfg.model_name, hook_name=hook, hook_head_index=None, model_class_name="HookedTransformer",
-        context_size=min(model.cfg.n_ctx, MAX_LEN), prepend_bos=wants_bos(model), exclude_special_tokens=special,
+        model_name=model.cfg.model_name, hook_name=hook, hook_head_index=None,
+        model_class_name="HookedTransformer", context_size=min(model.cfg.n_ctx, MAX_LEN),
+        prepend_bos=wants_bos(model), exclude_special_tokens=special,
         dataset_path=dataset, model_from_pretrained_kwargs={"center_writing_weights": False},
     )
 
@@ -294,8 +300,10 @@ def stdlib_split(every: int = 10) -> tuple[list[str], list[str]]:
             [p for i, p in enumerate(paragraphs) if i % every == every - 1])
 
 
+@no_loading_advice()  # sae-lens' advice on loading the model, for every SAE built here
 def train_sae(
-    model: HookedTransformer, texts: Sequence[str], eval_texts: Sequence[str], *, layer: int, out_dir: str | Path,
+    model: HookedTransformer, texts: Sequence[str], eval_texts: Sequence[str], *, layer: int,
+    out_dir: str | Path,
     d_sae: int = 1024, k: int = 32, epochs: float = 4.0, lr: float = 1e-3, seed: int = 0,
     activations_dir: str | Path | None = None, harvest_minutes: float | None = None,
     dataset: str = "interp.core.corpus.stdlib_paragraphs", command: str = COMMAND, progress: bool = True,
@@ -348,8 +356,9 @@ def train_sae(
     metrics = evaluate_sae(model, sae, list(eval_texts))
     info = {
         "features_trained": n_trained, "features_kept": sae.cfg.d_sae, "harvested_tokens": len(acts),
-        "training_tokens": tokens, "epochs": epochs, "layer": layer, "d_sae": d_sae, "k": k, "lr": lr, "seed": seed,
-        "eval_texts": len(eval_texts), "minutes_harvest": round(harvest_min, 2), "minutes_train": round(train_min, 2),
+        "training_tokens": tokens, "epochs": epochs, "layer": layer, "d_sae": d_sae, "k": k, "lr": lr,
+        "seed": seed, "eval_texts": len(eval_texts), "minutes_harvest": round(harvest_min, 2),
+        "minutes_train": round(train_min, 2),
         "minutes": round((time.time() - start) / 60, 2), "torch": torch.__version__,
         "trainer": "sae_lens SAETrainer + TopKTrainingSAE", "positions": "text tokens; padding and each row's "
         "first position (BOS, or the attention sink when there is no BOS) excluded", "command": command,
@@ -362,7 +371,8 @@ def main(argv: list[str] | None = None) -> None:
     standard library's prose (every tenth paragraph held out for the evaluation)."""
     import interp
 
-    parser = argparse.ArgumentParser(description="Train a TopK SAE on a model's residual stream (sae-lens trainer).")
+    parser = argparse.ArgumentParser(description="Train a TopK SAE on a model's residual stream "
+                                                 "(sae-lens trainer).")
     parser.add_argument("--model", required=True, help="a name interp.load_model accepts")
     parser.add_argument("--layer", type=int, required=True, help="block whose hook_resid_post is read")
     parser.add_argument("--out", required=True, help="output folder")
@@ -373,7 +383,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--texts", type=int, default=None, help="use only this many training texts")
     parser.add_argument("--eval-texts", type=int, default=300, help="held-out texts for the evaluation")
-    parser.add_argument("--activations", default=None, help="folder that keeps harvested activations (resumable)")
+    parser.add_argument("--activations", default=None,
+                        help="folder that keeps harvested activations (resumable)")
     parser.add_argument("--harvest-minutes", type=float, default=None, help="stop harvesting after this long")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
