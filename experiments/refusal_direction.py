@@ -216,6 +216,7 @@ def run(cfg: Config, model=None) -> dict:
             f"{list(cfg.norm_ratios)}) made any harmless request refused; example at layer {best['layer']}, "
             f"ratio {best['norm_ratio']:g}: {best['example'][:80]!r}."
         )
+    eligible = int(sel.eligible.sum())  # candidates passing Arditi et al.'s induce and KL filters
     checks = {
         f"harmful refused unsteered >= {cfg.min_refused}": found["harmful_unsteered"] >= cfg.min_refused,
         f"harmful ablated <= {cfg.max_ablated}": found["harmful_ablated"] <= cfg.max_ablated,
@@ -269,7 +270,7 @@ def run(cfg: Config, model=None) -> dict:
         for p, b_, s in list(zip(ablated.prompts, ablated.baseline, ablated.steered))[:6]
     ])
     numbers = {
-        "layer": sel.layer, "position": sel.position, "norm": vec.norm,
+        "layer": sel.layer, "position": sel.position, "norm": vec.norm, "eligible_candidates": eligible,
         "residual_norm_at_layer": resid[sel.layer], "norm_ratio_at_alpha_1": unit,
         "n_train": n_tr, "n_val": n_val, "n_eval": {"harmful": len(harm_te), "harmless": len(safe_te)},
         "max_new_tokens": new, **found,
@@ -302,7 +303,9 @@ def run(cfg: Config, model=None) -> dict:
         controls={**ctrl, "kl_harmless_random_ablated": kl_rand.kl},
         conclusion=(
             f"{verdict} Layer {sel.layer}, position {sel.position} (norm {vec.norm:.3g}, "
-            f"{unit:.2f} of the residual norm there): harmful refusal {found['harmful_unsteered']:.2f} -> "
+            + ("" if eligible else "chosen by the lowest bypass score alone, as no candidate passed the "
+               "induce and KL filters; ")
+            + f"{unit:.2f} of the residual norm there): harmful refusal {found['harmful_unsteered']:.2f} -> "
             f"{found['harmful_ablated']:.2f} ablated (random direction: "
             f"{ctrl['random_same_norm']['harmful_ablated']:.2f}, "
             f"shuffled labels: {ctrl['shuffled_labels']['harmful_ablated']:.2f}); harmless "
