@@ -96,6 +96,7 @@ def test_search_and_feature_activations_run_on_it(smol, smol_sae):
         by_output = interp.search_features(smol, smol_sae, promotes=[" Paris"], k=5, max_density=None,
                                            progress=False)
     assert fa.acts.shape[1] == smol_sae.cfg.d_sae
+    assert fa.first == 1, "plain text has no BOS: position 0 is the attention sink, left out of summaries"
     assert ((fa.acts > 0).sum(1) <= smol_sae.cfg.k).all()
     assert len(by_text.features) == 5 and (by_text.scores > 0).all()
     assert by_text.scores[0] == fa.acts[fa.first:].max()  # the strongest feature anywhere on the text

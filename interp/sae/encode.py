@@ -31,7 +31,7 @@ from transformer_lens import HookedTransformer
 from interp.core.checks import check_count, check_prompt
 from interp.core.hooks import harvest
 from interp.core.results import Result
-from interp.core.tokens import tokenize
+from interp.core.tokens import tokenize, wants_bos
 from interp.sae.load import check_sae, sae_input
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -207,5 +207,8 @@ def feature_activations(model: HookedTransformer, sae: SAE, prompt: str) -> Feat
     hook = sae.cfg.metadata.hook_name
     acts = harvest(model, tokens, [hook], attention_mask=mask)[hook]
     feats = dense_encode(sae, acts)[0]
-    first = 1 if tokens.shape[1] > 1 and model.tokenizer.bos_token_id == int(tokens[0, 0]) else 0
+    # skip position 0 when it is <bos>, or when the model reads text without <bos>: then the first
+    # token is the attention sink, an outlier (SmolLM2: ~100x the residual norm) no SAE is trained on
+    starts = model.tokenizer.bos_token_id == int(tokens[0, 0]) or not wants_bos(model)
+    first = 1 if tokens.shape[1] > 1 and starts else 0
     return FeatureActivations(tuple(model.to_str_tokens(tokens[0])), feats, hook, first=first)

@@ -177,9 +177,10 @@ def stream_topk(
             width = int(lengths[rows].max())
             batch_tokens, batch_mask = tokens[rows, -width:], mask[rows, -width:]
             acts = harvest(model, batch_tokens, [spec.hook], attention_mask=batch_mask)[spec.hook]
-            if model.cfg.default_prepend_bos:  # <bos> is an outlier position: never a top example
-                batch_mask = batch_mask.clone()
-                batch_mask[torch.arange(len(rows)), batch_mask.argmax(1)] = 0
+            # a row's first token is an outlier, never a top example: <bos>, or without <bos> the
+            # attention sink (SmolLM2: ~100x the residual norm of the other positions)
+            batch_mask = batch_mask.clone()
+            batch_mask[torch.arange(len(rows)), batch_mask.argmax(1)] = 0
             tracker.n_examples = _PENDING
             if isinstance(tracker, SparseStreamingTopK):  # encode only the real tokens, keep what fires
                 at = batch_mask.view(-1).nonzero().squeeze(1)
