@@ -131,8 +131,14 @@ def run(cfg: Config, model=None) -> dict:
     _, by_attribution = ablate(list(ranking.neurons), "zero")
     before = results["zero"].metric_before
     acc_before = float((before > 0).float().mean())
-    ratio = {m: effects[m]["logit_diff_drop"] / max(controls[m]["logit_diff_drop"], 1e-6) for m in effects}
+    ratio = {  # None where random neurons do not lower the difference at all (no ratio to speak of)
+        m: effects[m]["logit_diff_drop"] / controls[m]["logit_diff_drop"]
+        if controls[m]["logit_diff_drop"] > 1e-6
+        else None
+        for m in effects
+    }
     zero_top, zero_rand = effects["zero"]["logit_diff_drop"], controls["zero"]["logit_diff_drop"]
+    ratio_text = "random neurons do not lower it" if ratio["zero"] is None else f"{ratio['zero']:.1f}x"
     baseline = float(results["zero"].metric_before.mean())
     reproduced = baseline > 0 and zero_top > 0 and zero_top >= cfg.min_ratio * max(zero_rand, 0.0)
 
@@ -245,7 +251,7 @@ def run(cfg: Config, model=None) -> dict:
         controls={f"random_{cfg.k}_{m}": c for m, c in controls.items()},
         conclusion=(
             f"Zero-ablating the top {cfg.k} lowers the logit difference by {zero_top:.3f} against "
-            f"{zero_rand:.3f} for random neurons ({ratio['zero']:.1f}x; mean ablation "
+            f"{zero_rand:.3f} for random neurons ({ratio_text}; mean ablation "
             f"{effects['mean']['logit_diff_drop']:.3f} vs {controls['mean']['logit_diff_drop']:.3f}). "
             f"Agreement accuracy goes {acc_before:.2f} -> {effects['zero']['accuracy_after']:.2f}; the "
             f"argmax token changes on {effects['zero']['top1_changed']:.0%} of prompts (top neuron alone: "
