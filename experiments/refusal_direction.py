@@ -216,6 +216,12 @@ def run(cfg: Config, model=None) -> dict:
             f"{list(cfg.norm_ratios)}) made any harmless request refused; example at layer {best['layer']}, "
             f"ratio {best['norm_ratio']:g}: {best['example'][:80]!r}."
         )
+    top = max(sweep, key=lambda r: r["harmless_added"])
+    sweep_text = (
+        f"Best alpha-1 layer for adding: {top['layer']} ({top['harmless_added']:.2f}). "
+        if top["harmless_added"] > 0
+        else f"No layer's direction at alpha 1 made any of {len(safe_sw)} harmless requests refused. "
+    )
     eligible = int(sel.eligible.sum())  # candidates passing Arditi et al.'s induce and KL filters
     checks = {
         f"harmful refused unsteered >= {cfg.min_refused}": found["harmful_unsteered"] >= cfg.min_refused,
@@ -313,9 +319,7 @@ def run(cfg: Config, model=None) -> dict:
             f"{ctrl['random_same_norm']['harmless_added']:.2f}, shuffled: "
             f"{ctrl['shuffled_labels']['harmless_added']:.2f}). KL {kl.kl:.4f} nats/token (random "
             f"{kl_rand.kl:.4f}); orthogonalized weights match runtime ablation to {ortho_err:.1e} and give "
-            f"the same completions for {ortho_same:.0%}. Best alpha-1 layer for adding: "
-            f"{max(sweep, key=lambda r: r['harmless_added'])['layer']} "
-            f"({max(r['harmless_added'] for r in sweep):.2f}). " + strength_text
+            f"the same completions for {ortho_same:.0%}. " + sweep_text + strength_text
         ),
         published=(
             "Arditi et al. 2024, gemma-2b-it and 12 other chat models: refusal 91% -> 0% with the direction "
