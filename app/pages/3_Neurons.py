@@ -62,7 +62,7 @@ ranked = common.run(f"Ranking every neuron for logit({s.nr_good}) - logit({s.nr_
 if ranked is None:
     st.stop()
 st.caption(f"Predicted (attribution) vs measured ({method} ablation, one neuron at a time) change in the "
-           f"mean metric; Spearman {ranked.spearman:.2f}.")
+           f"mean metric; Spearman {ranked.spearman:.2f}. Linear estimate: {ranked.verdict}.")
 common.show(ranked, "neuron_ranking")
 
 st.subheader("2. Ablate a group")

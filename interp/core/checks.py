@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,7 +82,7 @@ def check_number(value: Any, name: str, *, minimum: float | None = None, maximum
     """A finite real number within optional bounds (thresholds, fractions, significance levels)."""
     import math
 
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
     if ok and minimum is not None:
         ok = value > minimum if open_low else value >= minimum
     if ok and maximum is not None:
@@ -122,27 +123,28 @@ def check_layers(model: Any, layers: Any, name: str = "layers") -> list[int]:
 
         warnings.warn(f"{name}='all' is deprecated; use {name}=None for all layers", DeprecationWarning, stacklevel=3)
         return list(range(n))
-    single = isinstance(layers, int) and not isinstance(layers, bool)
+    single = isinstance(layers, numbers.Integral) and not isinstance(layers, bool)
     items = [layers] if single else layers
     if not isinstance(items, (list, tuple, range)) or (not single and len(items) == 0):
         raise ValueError(f"{name} is {layers!r}: expected an int, a non-empty list of ints, or None for all {n}")
     out = []
     for layer in items:
-        if isinstance(layer, bool) or not isinstance(layer, int):
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
             raise ValueError(f"{name} contains {layer!r}: expected ints in [-{n}, {n}) for a {n}-layer model")
         if not -n <= layer < n:
             raise ValueError(f"{name} contains {layer!r}: layer {layer} is out of range for a {n}-layer model, "
                              f"expected ints in [-{n}, {n})")
-        out.append(layer % n)
+        out.append(int(layer) % n)
     return out
 
 
 def check_count(value: Any, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
     """A whole number in [minimum, maximum] (for `k`, `batch_size`, `limit`, ...)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum
+            or (maximum is not None and value > maximum)):
         bound = f"[{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
         raise ValueError(f"{name} is {value!r}: expected an int {bound}")
-    return value
+    return int(value)
 
 
 def renamed(old: str, new: str, kwargs: dict[str, Any], func: str, current: Any = None) -> Any:
@@ -285,7 +287,7 @@ def check_finite(value: Any, name: str) -> float:
     """A finite real number (strengths, thresholds)."""
     import math
 
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} is {value!r}: expected a finite number")
     return float(value)
 

@@ -17,7 +17,8 @@ hook remains, also when the block raises. Three modes:
 - `"ablate_then_add"`: the component along `v^` set to `alpha * v` at the vector's layer.
 
 `apply_to` says which positions are steered during `generate`: `"all"`, the `"prompt"` (the
-first pass) or the `"generated"` tokens. The hook functions themselves live in
+first pass), the `"generated"` tokens, or only the prompt's `"last"` position (where in-context
+task vectors are added, Hendel et al. 2023). The hook functions themselves live in
 `interp.steering.edits`.
 
 Example:
@@ -241,7 +242,8 @@ class SteeringVector:
             alpha: the strength (`"add"`, `"ablate_then_add"`); unused by `"ablate"`.
             mode: `"add"`, `"ablate"` or `"ablate_then_add"` (see the module docstring).
             apply_to: `"all"`, or, for one `generate` call inside the block, `"prompt"` (the
-                first pass) or `"generated"` (the positions after it).
+                first pass), `"generated"` (the positions after it) or `"last"` (the prompt's
+                last position only).
             layer: apply at this layer instead of the vector's own.
 
         Raises:
