@@ -100,7 +100,8 @@ def run(cfg: Config, model=None) -> dict:
     text_ok = bool(harm_rate[best] >= cfg.min_fire and safe_rate[best] <= cfg.max_fire_harmless)
 
     # 2. by output: features promoting the token; steer capital prompts with them
-    found = interp.search_features(model, sae, promotes=[cfg.promotes], k=5, density=top, progress=False)
+    wanted = cfg.promotes if toy else cfg.promotes.strip().capitalize()  # BPE: ` Paris`, not `par`+`is`
+    found = interp.search_features(model, sae, promotes=[wanted], k=5, density=top, progress=False)
     prompts = [template.format(c) for c, cap in pairs if cap.lower() != cfg.promotes.lower()][: cfg.n_steer]
 
     def share(texts) -> float:
