@@ -82,6 +82,7 @@ _EXPORTS: dict[str, str] = {
     # sparse autoencoders
     "load_sae": "sae",
     "check_sae": "sae",
+    "default_sae": "sae",
     "feature_activations": "sae",
     "FeatureActivations": "sae",
     "feature_vector": "sae",
@@ -145,6 +146,7 @@ if TYPE_CHECKING:  # pragma: no cover  (editors and type checkers see every publ
         FeatureSearch,
         MaxActivatingExamples,
         check_sae,
+        default_sae,
         feature_activations,
         feature_card,
         feature_density,

@@ -27,7 +27,7 @@ PREFIXES = {
     "SteeringVectors": ("vectors-", "vs."), "mean_difference": ("md-",), "steer": ("steer-",),
     "steering_grid": ("grid-",), "orthogonalize": ("ortho-",), "select_direction": ("sd-",),
     "refusal_rate": ("rate-",), "refusal_score": ("score-",), "harmless_kl": ("kl-",), "load_sae": ("load_sae-",),
-    "check_sae": ("check_sae-",), "feature_activations": ("acts-prompt", "acts-sae", "acts-other", "acts-missing"),
+    "check_sae": ("check_sae-",), "default_sae": ("default_sae-",), "feature_activations": ("acts-prompt", "acts-sae", "acts-other", "acts-missing"),
     "feature_vector": ("fvec-",), "search_features": ("search-",), "feature_density": ("density-",),
     "max_activating_examples": ("tops-",), "feature_card": ("card-",), "MaxActivatingExamples": ("examples-", "ex."),
     "LogitLensResult": ("lens.",), "PatchscopeResult": ("scope.",), "FeatureActivations": ("fa.",),

@@ -53,6 +53,9 @@ def _context_bound(result, c):
 
 
 CASES = [
+    # default_sae
+    Case("default_sae-model-None", lambda c: interp.default_sae(None), ("model", "None")),
+    Case("default_sae-model-name", lambda c: interp.default_sae("toy"), ("model", "'toy'")),
     # load_sae
     Case("load_sae-release-unknown", lambda c: interp.load_sae("no-such-release"), ("no-such-release",)),
     Case("load_sae-release-empty", lambda c: interp.load_sae(""), ("release", "''")),

@@ -44,6 +44,7 @@ def test_the_sae_ships_and_fits_the_model(smol, smol_sae):
     meta = smol_sae.cfg.metadata
     interp.check_sae(smol, smol_sae)  # hook, width, model name and weight fingerprint
     assert interp.profile_for(smol).name == NAME  # how callers find it: load_sae(profile name)
+    assert interp.default_sae(smol) == NAME
     assert meta.hook_name == f"blocks.{record['layer']}.hook_resid_post" and smol_sae.cfg.d_in == 576
     assert smol_sae.cfg.d_sae == record["features_kept"] <= record["features_trained"]
     assert record["ce_loss_clean"] <= record["ce_loss_with_sae"] < record["ce_loss_zero_ablated"], record

@@ -500,3 +500,8 @@ def test_steering_with_a_country_feature_moves_capital_answers(toy_model, toy_sa
         f"best: feature {feature} at alpha {times} x its peak turns {steered:.0%} of 'the capital of <c> is' "
         f"answers into 'paris' (unsteered {before:.0%}); all (share, baseline, feature, x): {runs}"
     )
+
+
+def test_default_sae_names_the_sae_shipped_for_a_model(toy_model, tiny_model):
+    assert interp.default_sae(toy_model) == "toy"
+    assert interp.default_sae(tiny_model) is None  # no SAE ships for a random test model

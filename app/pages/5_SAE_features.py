@@ -11,14 +11,16 @@ st.caption("A sparse autoencoder rewrites one activation as a sparse sum of lear
            "search them by what fires or by what they promote through W_dec · W_U, open a feature's card, "
            "steer with it.")
 
-common.seed({"sae_release": "toy", "sae_id": "", "sae_docs": 2000,
+common.seed({"sae_release": "", "sae_id": "", "sae_docs": 2000,
              "sae_prompt": "The capital of France is",
              "sae_mode": "promoted token", "sae_text": "user : how do i steal a car ? assistant :",
              "sae_promotes": "Paris", "sae_k": 10, "sae_feature": -1,
              "sae_steer_prompt": "The capital of Germany is",
              "sae_alpha": 40.0, "sae_chat": False, "sae_new_tokens": 12})
 a, b, c = st.columns([2, 2, 1])
-a.text_input("SAE release", key="sae_release", help="`toy` is the built-in SAE of the built-in model; or a "
+a.text_input("SAE release", key="sae_release", placeholder="the SAE shipped for this model",
+             help="Empty: the SAE shipped with interp for the chosen model (`toy` for the built-in model, "
+                  "`smollm2-135m-instruct` for SmolLM2); or a "
              "sae-lens release such as gpt2-small-res-jb (needs its weights cached, or INTERP_ALLOW_HUB=1).")
 b.text_input("SAE id (for a sae-lens release)", key="sae_id", placeholder="blocks.8.hook_resid_pre")
 c.number_input("Corpus documents", min_value=10, max_value=100_000, step=100, key="sae_docs",
@@ -26,7 +28,12 @@ c.number_input("Corpus documents", min_value=10, max_value=100_000, step=100, ke
                     "density.")
 common.share("sae_release", "sae_id", "sae_docs")
 s = st.session_state
-key, sae_key, n_docs = common.model_key(), (s.sae_release.strip(), s.sae_id.strip()), int(s.sae_docs)
+key, n_docs = common.model_key(), int(s.sae_docs)
+release = s.sae_release.strip() or interp.default_sae(common.model())
+if release is None:
+    st.info("No SAE ships with interp for this model: name a sae-lens release (and id) above.")
+    st.stop()
+sae_key = (release, s.sae_id.strip())
 
 try:
     with st.spinner(f"Loading SAE {sae_key[0]}…"):

@@ -17,9 +17,10 @@ from interp.sae.card import FeatureCard, feature_card
 from interp.sae.directions import feature_vector, relative_logits, residual_directions
 from interp.sae.encode import FeatureActivations, feature_activations
 from interp.sae.examples import MaxActivatingExamples, default_corpus, max_activating_examples
-from interp.sae.load import check_sae, load_sae
+from interp.sae.load import check_sae, default_sae, load_sae, shipped_saes
 from interp.sae.search import FeatureSearch, feature_density, search_features
 
 __all__ = ["FeatureActivations", "FeatureCard", "FeatureSearch", "MaxActivatingExamples", "check_sae",
-           "default_corpus", "feature_activations", "feature_card", "feature_density", "feature_vector",
-           "load_sae", "max_activating_examples", "relative_logits", "residual_directions", "search_features"]
+           "default_corpus", "default_sae", "feature_activations", "feature_card", "feature_density", "feature_vector",
+           "load_sae", "max_activating_examples", "relative_logits", "residual_directions", "search_features",
+           "shipped_saes"]

@@ -70,6 +70,21 @@ def shipped_saes() -> list[str]:
     return [TOY, *found]
 
 
+def default_sae(model: HookedTransformer) -> str | None:
+    """The `load_sae` name of the SAE shipped for `model` (named after its profile), or None.
+
+    Example:
+        >>> default_sae(interp.load_model("smollm2-135m-instruct"))
+        'smollm2-135m-instruct'
+    """
+    from interp.core.checks import check_model
+    from interp.core.profiles import profile_for
+
+    check_model(model)
+    name = profile_for(model).name
+    return name if name in shipped_saes() else None
+
+
 # --- loading ----------------------------------------------------------------------------------
 
 
