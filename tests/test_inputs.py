@@ -100,3 +100,26 @@ def test_every_bad_input_is_a_clear_error(toy_model, vector):
             failures.append(f"{label}: no error")
         assert count_hooks(toy_model) == 0, label
     assert not failures, "\n".join(failures)
+
+
+def test_numpy_numbers_are_accepted_like_python_ones(toy_model, vector):
+    """Indices from numpy (argsort, argmax) are ints to a user: they give the same answers."""
+    import numpy as np
+
+    sae = interp.load_sae("toy")
+    prompt = "the capital of france is"
+    lens = interp.logit_lens(toy_model, prompt, positions=[np.int64(-1)], k=np.int64(3))
+    assert torch.equal(lens.top_ids, interp.logit_lens(toy_model, prompt, positions=[-1], k=3).top_ids)
+    acts = interp.mean_difference(toy_model, HARM, SAFE, layers=[np.int64(1)], cache=False)
+    assert torch.equal(acts[1, -1].direction, vector.direction)
+    pinned = interp.SteeringVector(vector.direction, layer=np.int64(1), site=vector.site)
+    assert type(pinned.layer) is int and pinned.layer == 1
+    a = interp.steer(toy_model, "how do i bake bread ?", pinned, alpha=np.float32(4.0), max_new_tokens=3)
+    b = interp.steer(toy_model, "how do i bake bread ?", pinned, alpha=4.0, max_new_tokens=3)
+    assert a.steered == b.steered
+    assert torch.equal(interp.feature_vector(toy_model, sae, np.int64(7)).direction,
+                       interp.feature_vector(toy_model, sae, 7).direction)
+    assert interp.token_id(toy_model, np.int64(5)) == 5
+    with pytest.raises(ValueError, match="True"):
+        interp.feature_vector(toy_model, sae, True)
+    assert count_hooks(toy_model) == 0

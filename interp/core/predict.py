@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -127,9 +128,9 @@ def next_tokens(
     check_model(model)
     prompts = check_prompts(prompts)
     check_flag(chat, "chat", none=True)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= model.cfg.d_vocab:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= model.cfg.d_vocab:
         raise ValueError(f"k={k!r} must be an int in [1, {model.cfg.d_vocab}]")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
     texts = format_chat(model, prompts) if chat else prompts
     ids, probs = [], []

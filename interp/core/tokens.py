@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import warnings
 import weakref
 from collections.abc import Sequence
@@ -249,7 +250,7 @@ def space_mark(model: HookedTransformer) -> str | None:
 def _piece_id(tok, piece: str) -> int | None:
     """The id of one vocabulary entry, or None (a lookup, not a copy of a 256k-entry vocabulary)."""
     found = tok.convert_tokens_to_ids(piece)
-    if not isinstance(found, int) or found == getattr(tok, "unk_token_id", None):
+    if not isinstance(found, numbers.Integral) or found == getattr(tok, "unk_token_id", None):
         return None
     return found
 
@@ -276,9 +277,9 @@ def token_id(model: HookedTransformer, token: str | int, *, space: bool | None =
         >>> interp.token_id(smollm2, " is"), interp.token_id(smollm2, "is", space=False)
         (314, 271)
     """
-    if isinstance(token, bool) or not isinstance(token, (int, str)):
+    if isinstance(token, bool) or not isinstance(token, (numbers.Integral, str)):
         raise TypeError(f"token {token!r} must be a token string or an int id")
-    if isinstance(token, int):
+    if isinstance(token, numbers.Integral):
         if not 0 <= token < model.cfg.d_vocab:
             raise KeyError(f"token id {token} is outside the vocabulary [0, {model.cfg.d_vocab})")
         return token
@@ -366,6 +367,6 @@ def token_ids(
     model: HookedTransformer, tokens: str | int | Sequence[str | int], *, space: bool | None = None
 ) -> list[int]:
     """`token_id` of one token or each of several."""
-    if isinstance(tokens, (str, int)):
+    if isinstance(tokens, (str, numbers.Integral)):
         tokens = [tokens]
     return [token_id(model, t, space=space) for t in tokens]

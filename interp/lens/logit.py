@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -78,7 +79,7 @@ def read_positions(model: HookedTransformer, positions: Positions, n: int) -> li
         elif p == "post_instruction":
             out += [i % n for i in range(-min(n, post_instruction_length(model)), 0)]
             continue
-        if isinstance(p, bool) or not isinstance(p, int):
+        if isinstance(p, bool) or not isinstance(p, numbers.Integral):
             raise ValueError(f"position {p!r} must be an int, 'last' or 'post_instruction'")
         if not -n <= p < n:
             raise ValueError(f"position {p} is out of range for a prompt of {n} tokens: expected [-{n}, {n})")
@@ -247,7 +248,7 @@ def logit_lens(
         >>> lens.trajectory("paris")
     """
     check_model(model)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= model.cfg.d_vocab:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= model.cfg.d_vocab:
         raise ValueError(f"k={k!r} must be an int in [1, {model.cfg.d_vocab}]")
     prompt = _one_prompt(prompt)
     if not isinstance(prompt, torch.Tensor):
@@ -255,7 +256,7 @@ def logit_lens(
     check_flag(prepend_bos, "prepend_bos", none=True)
     if chunk_positions is not None:
         check_count(chunk_positions, "chunk_positions")
-    target_list = [targets] if isinstance(targets, (str, int)) else list(targets)
+    target_list = [targets] if isinstance(targets, (str, numbers.Integral)) else list(targets)
     target_ids = [target_id(model, t) for t in target_list]
     if isinstance(prompt, torch.Tensor):
         if chat:

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -153,7 +154,7 @@ class LogitLensResult(Result):
         ids = self.top_ids[:, c, 0]
         if token is None:
             hit = ids == int(ids[-1])
-        elif isinstance(token, int):
+        elif isinstance(token, numbers.Integral):
             hit = ids == token
         else:
             hit = torch.tensor([row[c][0].strip() == token.strip() for row in self.top_tokens])

@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -294,7 +295,7 @@ def ablate_neurons(
             reference = format_chat(model, list(reference))
     units = parse_neurons(model, neurons)
     met = as_metric(metric, len(prompts)) if metric is not None else None
-    targets = [targets] if isinstance(targets, (str, int)) else targets
+    targets = [targets] if isinstance(targets, (str, numbers.Integral)) else targets
     chosen = None if targets is None else torch.tensor([token_id(model, t) for t in targets]).long()
     if chosen is not None and len(chosen) == 0:
         raise ValueError("targets is an empty list: give at least one token, or None for the top tokens")

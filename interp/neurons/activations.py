@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -248,7 +249,7 @@ def neuron_activations(
         raise ValueError(f"neuron {neuron!r} must be a (layer, index) pair")
     parse_neurons(model, [tuple(neuron)])  # names a bad layer or index before any work
     layer, index = resolve_layer(model, neuron[0]), int(neuron[1])
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ValueError(f"k={k!r} must be a positive int")
     texts = corpus if limit is None else iter_texts(corpus, limit=limit)
     with _summed(model, layer, index) as summed:

@@ -39,6 +39,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -281,7 +282,7 @@ def rank_neurons(
     met = as_metric(metric, len(prompts))
     layer_list = mlp_layers(model, layers)
     d_mlp = model.cfg.d_mlp
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(layer_list) * d_mlp:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= len(layer_list) * d_mlp:
         n = len(layer_list)
         raise ValueError(f"k={k!r} must be an int in [1, {n * d_mlp}] for {n} layer(s)")
     hooks = [hook_name(model, "mlp_post", layer) for layer in layer_list]

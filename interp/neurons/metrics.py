@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +70,7 @@ class Metric:
 def _token_column(
     model: HookedTransformer, tokens: Token | Sequence[Token], what: str
 ) -> tuple[torch.Tensor, str]:
-    if isinstance(tokens, (str, int)):
+    if isinstance(tokens, (str, numbers.Integral)):
         tid = token_id(model, tokens)
         return torch.tensor([tid]), model.tokenizer.decode([tid]).strip() if model.tokenizer else str(tid)
     tokens = list(tokens)

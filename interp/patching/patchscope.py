@@ -46,6 +46,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -132,9 +133,9 @@ def _find_token(
 ) -> int:
     """Absolute position of `which` (an int position, or the last token spelled `which`)."""
     n = len(spelled)
-    if isinstance(which, bool) or not isinstance(which, (int, str)):
+    if isinstance(which, bool) or not isinstance(which, (numbers.Integral, str)):
         raise ValueError(f"{what} {which!r} must be an int position or a token string")
-    if isinstance(which, int):
+    if isinstance(which, numbers.Integral):
         if not -n <= which < n:
             raise ValueError(
                 f"{what} {which} is out of range for {text!r} ({n} tokens with BOS): expected [-{n}, {n})"
@@ -156,7 +157,7 @@ def _find_token(
 
 def _in_range(model: HookedTransformer, layers: Any, name: str) -> Any:
     """`layers` unchanged, after naming the first out-of-range layer the way `resolve_layer` does."""
-    for layer in [layers] if isinstance(layers, int) else layers if isinstance(layers, (list, tuple)) else ():
+    for layer in [layers] if isinstance(layers, numbers.Integral) else layers if isinstance(layers, (list, tuple)) else ():
         try:
             resolve_layer(model, layer)
         except ValueError as err:
@@ -292,7 +293,7 @@ def patchscope(
         raise ValueError(f"site {site!r} must be one of {PATCH_SITES}")
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r} must be one of {STRATEGIES}")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an int >= 1")
     check_count(batch_size, "batch_size")
     presets = preset_names(model)
@@ -302,7 +303,7 @@ def patchscope(
     text = target
     if target in presets:
         text = target_prompt(model, target, mark if isinstance(mark, str) else None)
-    target_list = [] if targets is None else [targets] if isinstance(targets, (str, int)) else list(targets)
+    target_list = [] if targets is None else [targets] if isinstance(targets, (str, numbers.Integral)) else list(targets)
     ids_of_targets = token_ids(model, target_list)
 
     tgt, _ = tokenize(model, text, prepend_bos=prepend_bos)
@@ -325,7 +326,7 @@ def patchscope(
     if target_layers is None:
         pairs = [(s, s) for s in sources]
     else:
-        grid = target_layers == "all" or not isinstance(target_layers, int)
+        grid = target_layers == "all" or not isinstance(target_layers, numbers.Integral)
         wanted = None if target_layers == "all" else _in_range(model, target_layers, "target_layers")
         layers = list(dict.fromkeys(check_layers(model, wanted, "target_layers")))
         pairs = [(s, t) for s in sources for t in layers] if grid else [(s, layers[0]) for s in sources]

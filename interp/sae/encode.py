@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -85,11 +86,11 @@ def sae_label(sae: SAE) -> str:
 def check_feature(sae: SAE, feature: int) -> int:
     """`feature` if it is an int in `[0, d_sae)`; a ValueError naming the valid range otherwise."""
     n = sae.cfg.d_sae
-    if isinstance(feature, bool) or not isinstance(feature, int):
+    if isinstance(feature, bool) or not isinstance(feature, numbers.Integral):
         raise ValueError(f"feature {feature!r} must be an int in [0, {n})")
     if not 0 <= feature < n:
         raise ValueError(f"feature {feature} is out of range: the SAE has {n} features, [0, {n})")
-    return feature
+    return int(feature)
 
 
 # --- features on a prompt -------------------------------------------------------------------
@@ -125,7 +126,7 @@ class FeatureActivations(Result):
     def active(self, position: int) -> list[tuple[int, float]]:
         """`(feature, activation)` of every feature firing at `position`, strongest first."""
         n = len(self.tokens)
-        if isinstance(position, bool) or not isinstance(position, int) or not -n <= position < n:
+        if isinstance(position, bool) or not isinstance(position, numbers.Integral) or not -n <= position < n:
             raise ValueError(f"position {position!r} is out of range for {n} tokens: expected an int in [-{n}, {n})")
         row = self.acts[position]
         idx = (row > 0).nonzero().flatten()

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import hashlib
 import json
 import math
@@ -113,7 +114,7 @@ class MaxActivatingExamples(Result):
 
     def row(self, unit: int) -> int:
         """The row of `unit` (a feature or neuron index) in this result."""
-        valid = isinstance(unit, int) and not isinstance(unit, bool)
+        valid = isinstance(unit, numbers.Integral) and not isinstance(unit, bool)
         hits = (self.units == unit).nonzero().flatten() if valid else torch.zeros(0)
         if hits.numel() == 0:
             shown = self.units[:10].tolist()
@@ -278,13 +279,13 @@ def max_activating_examples(
     check_flag(cache, "cache")
     if cache_key is not None and (not isinstance(cache_key, str) or not cache_key.strip()):
         raise ValueError(f"cache_key is {cache_key!r}: expected a non-empty string naming the corpus, or None")
-    if not (isinstance(context, int) or (isinstance(context, (tuple, list)) and len(context) == 2)):
+    if not (isinstance(context, numbers.Integral) or (isinstance(context, (tuple, list)) and len(context) == 2)):
         raise ValueError(f"context is {context!r}: expected tokens before, or a (before, after) pair")
     spec = resolve_units(model, sae_or_neuron, features)
-    before, after = (context, 2) if isinstance(context, int) else tuple(context)
+    before, after = (context, 2) if isinstance(context, numbers.Integral) else tuple(context)
     for name, value, low in (("k", k, 1), ("before", before, 0), ("after", after, 0), ("batch_size", batch_size, 1),
                              ("max_len", max_len, 2)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
             raise ValueError(f"{name}={value!r} must be an int >= {low}")
     cells = len(spec.units) * k * (before + 1 + after)
     if cells > MAX_CELLS:

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -146,15 +147,15 @@ def _read_positions(model: HookedTransformer, fa: FeatureActivations, positions:
     n = len(fa.tokens)
     if positions is None:
         return list(range(fa.first, n))
-    chosen = [positions] if isinstance(positions, (int, str)) else list(positions)
+    chosen = [positions] if isinstance(positions, (numbers.Integral, str)) else list(positions)
     if not chosen:
         raise ValueError("positions= is empty: give positions (ints, 'last', 'post_instruction') or token strings")
     out: list[int] = []
     stripped = [t.strip() for t in fa.tokens]
     for t in chosen:
-        if isinstance(t, bool) or not isinstance(t, (int, str)):
+        if isinstance(t, bool) or not isinstance(t, (numbers.Integral, str)):
             raise ValueError(f"position {t!r} must be an int, 'last', 'post_instruction' or a token string")
-        if isinstance(t, int):
+        if isinstance(t, numbers.Integral):
             if not -n <= t < n:
                 raise ValueError(f"position {t} is out of range for the text's {n} tokens")
             out.append(t % n)
@@ -299,7 +300,7 @@ def search_features(
         raise ValueError("give exactly one of text= (what fires) or promotes= (what a feature outputs)")
     if positions is not None and text is None:
         raise ValueError("positions= chooses read positions in text=; give text= too")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ValueError(f"k={k!r} must be an int >= 1")
     if text is not None:
         check_prompt(text, "text")
@@ -315,7 +316,7 @@ def search_features(
             score = fa.acts[_read_positions(model, fa, positions)].max(0).values
             mode, query = "text", text if positions is None else f"{text} @ {positions}"
         else:
-            wanted = [promotes] if isinstance(promotes, (str, int)) else list(promotes)
+            wanted = [promotes] if isinstance(promotes, (str, numbers.Integral)) else list(promotes)
             if not wanted:
                 raise ValueError("promotes= is empty: give one or more output tokens")
             ids = [token_id(model, t) for t in wanted]

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -66,11 +67,11 @@ def check_units(requested: Iterable[int] | int | None, n: int, what: str) -> lis
     """The unit indices asked for (all `n` when None), each an int in `[0, n)`, no duplicates."""
     if requested is None:
         return list(range(n))
-    units = [requested] if isinstance(requested, int) else list(requested)
+    units = [requested] if isinstance(requested, numbers.Integral) else list(requested)
     if not units:
         raise ValueError(f"no {what}s given: expected indices in [0, {n})")
     for u in units:
-        if isinstance(u, bool) or not isinstance(u, int) or not 0 <= u < n:
+        if isinstance(u, bool) or not isinstance(u, numbers.Integral) or not 0 <= u < n:
             raise ValueError(f"{what} {u!r} is out of range: expected an int in [0, {n})")
     if len(set(units)) != len(units):
         raise ValueError(f"{what}s {units} contain duplicates")

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -179,11 +180,11 @@ def read_positions(model: HookedTransformer, positions: Any, chat: bool) -> tupl
         return (-1,)
     if positions == "post_instruction":
         return tuple(range(-post_instruction_length(model), 0))
-    if isinstance(positions, int) and not isinstance(positions, bool):
+    if isinstance(positions, numbers.Integral) and not isinstance(positions, bool):
         positions = [positions]
     if (
         isinstance(positions, str)
-        or not all(isinstance(p, int) and p < 0 for p in positions)
+        or not all(isinstance(p, numbers.Integral) and p < 0 for p in positions)
         or not positions
     ):
         raise ValueError(

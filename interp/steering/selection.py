@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import math
 import warnings
 from collections.abc import Sequence
@@ -228,7 +229,7 @@ def select_direction(
     check_number(max_layer_frac, "max_layer_frac", minimum=0, maximum=1, open_low=True)
     check_count(batch_size, "batch_size")
     for name, value in (("kl_threshold", kl_threshold), ("induce_threshold", induce_threshold)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
             raise ValueError(f"{name} is {value!r}: expected a number (inf disables the filter)")
 
     ids = refusal_token_ids(model, refusal_tokens)

@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import numbers
 import dataclasses
 import hashlib
 import json
@@ -105,8 +106,9 @@ class SteeringVector:
         d = d.to(device="cpu", dtype=torch.float32).clone()
         if not torch.isfinite(d).all():
             raise ValueError("direction has NaN or infinite entries")
-        if isinstance(self.layer, bool) or not isinstance(self.layer, int):
+        if isinstance(self.layer, bool) or not isinstance(self.layer, numbers.Integral):
             raise ValueError(f"layer {self.layer!r} must be an int")
+        object.__setattr__(self, "layer", int(self.layer))
         if self.site not in SITES:
             raise ValueError(f"unknown site {self.site!r}; expected one of {', '.join(SITES)}")
         object.__setattr__(self, "direction", d)
@@ -163,7 +165,7 @@ class SteeringVector:
         return self._combine(other, -1.0, "-")
 
     def __mul__(self, scale: float) -> SteeringVector:
-        if not isinstance(scale, (int, float)) or isinstance(scale, bool):
+        if not isinstance(scale, numbers.Real) or isinstance(scale, bool):
             return NotImplemented
         if not math.isfinite(scale):
             raise ValueError(f"scale {scale} is not finite")
@@ -330,7 +332,7 @@ def resolve(
         raise TypeError(f"vector is {shown}: expected a SteeringVector or a 1-D tensor")
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} must be one of {MODES}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha):
         raise ValueError(f"alpha {alpha!r} must be a finite number")
     vector.check(model)
     if mode != "add" and vector.norm == 0:
