@@ -25,6 +25,11 @@ from collections.abc import Sequence
 from typing import Any
 
 
+def shown_value(value: Any) -> str:
+    """How an error message shows a bad value: small scalars as written, anything else by type."""
+    return repr(value) if isinstance(value, (str, numbers.Number, type(None))) else type(value).__name__
+
+
 def check_prompts(prompts: Any, name: str = "prompts") -> list[str]:
     """A non-empty string or a non-empty list of non-empty strings, returned as a list."""
     if isinstance(prompts, str):
@@ -57,7 +62,7 @@ def check_model(model: Any, name: str = "model") -> Any:
     """A `HookedTransformer` (anything with `.cfg` and `.hook_dict`): a model name or None is a
     TypeError that says how to get a model."""
     if not (hasattr(model, "cfg") and hasattr(model, "hook_dict")):
-        shown = repr(model) if isinstance(model, (str, int, float, type(None))) else type(model).__name__
+        shown = shown_value(model)
         raise TypeError(f"{name} is {shown}: expected a HookedTransformer, e.g. interp.load_model('toy')")
     return model
 
@@ -100,7 +105,7 @@ def check_vector(value: Any, width: int, name: str = "vector") -> None:
     import torch
 
     if not isinstance(value, torch.Tensor):
-        shown = repr(value) if isinstance(value, (str, int, float, type(None))) else type(value).__name__
+        shown = shown_value(value)
         raise TypeError(f"{name} is {shown}: expected a SteeringVector or a float tensor of shape [{width}]")
     if not value.is_floating_point():
         raise TypeError(f"{name} has dtype {value.dtype}: expected a float tensor of shape [{width}]")
@@ -220,7 +225,7 @@ def check_strings(value: Any, name: str) -> list[str]:
     """A non-empty list of non-empty strings that is not one string (phrases, completions):
     iterating a lone string would silently read its characters."""
     if isinstance(value, str) or not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
-        shown = repr(value) if isinstance(value, (str, int, float, type(None))) else type(value).__name__
+        shown = shown_value(value)
         raise TypeError(f"{name} is {shown} ({type(value).__name__}): expected a list of strings")
     if len(value) == 0:
         raise ValueError(f"{name} is empty: expected a non-empty list of strings")

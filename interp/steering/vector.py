@@ -47,7 +47,7 @@ from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
 from interp.core.cache import fingerprint
-from interp.core.checks import MISSING, check_model, check_path, check_vector, no_extra, renamed
+from interp.core.checks import MISSING, check_model, check_path, check_vector, no_extra, renamed, shown_value
 from interp.core.hooks import SITES, hook_name, hooked, resolve_layer
 from interp.steering.edits import MODES, check_apply_to, steering_hooks
 
@@ -328,7 +328,7 @@ def resolve(
         check_vector(vector, model.cfg.d_model, "vector")
         vector = SteeringVector(vector, layer=layer)
     if not isinstance(vector, SteeringVector):
-        shown = repr(vector) if isinstance(vector, (str, int, float, type(None))) else type(vector).__name__
+        shown = shown_value(vector)
         raise TypeError(f"vector is {shown}: expected a SteeringVector or a 1-D tensor")
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} must be one of {MODES}")
