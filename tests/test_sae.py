@@ -13,7 +13,7 @@ import torch
 import interp
 from interp.core.hooks import count_hooks
 from interp.sae.directions import residual_directions
-from interp.sae.load import writing_weights_centred
+from interp.sae.fit import writing_weights_centred
 
 HOOK = "blocks.1.hook_resid_post"
 

@@ -1,6 +1,8 @@
 """Sparse-autoencoder features: load an SAE and check it fits, encode, search, examples, cards.
 
-- `load.py`: sae-lens releases and the built-in SAE, and `check_sae` (does this SAE fit this model);
+- `load.py`: the built-in SAE, the shipped ones (`default_sae`), a folder, a sae-lens release;
+- `fit.py`: `check_sae` (does this SAE fit this model), run first by every function below;
+- `train.py`: train an SAE on any model with sae-lens' trainer (how the shipped ones were made);
 - `encode.py`: which features fire on a prompt, per token (the encoder side);
 - `directions.py`: what a feature writes: its decoder direction through the unembedding, and as a
   steering vector (the decoder side);
@@ -9,7 +11,7 @@
 - `examples.py`: max-activating examples over a corpus (cached), and their figure;
 - `card.py`: a feature card (examples, histogram, density, promoted and suppressed tokens).
 
-Imports only go down this list (`load` <- `encode` <- `directions`, `stream` <- `examples` <-
+Imports only go down this list (`fit` <- `load`, `fit` <- `encode` <- `directions`, `stream` <- `examples` <-
 `search`, `card`), so there are no cycles.
 """
 
@@ -17,7 +19,8 @@ from interp.sae.card import FeatureCard, feature_card
 from interp.sae.directions import feature_vector, relative_logits, residual_directions
 from interp.sae.encode import FeatureActivations, feature_activations
 from interp.sae.examples import MaxActivatingExamples, default_corpus, max_activating_examples
-from interp.sae.load import check_sae, default_sae, load_sae, shipped_saes
+from interp.sae.fit import check_sae
+from interp.sae.load import default_sae, load_sae, shipped_saes
 from interp.sae.search import FeatureSearch, feature_density, search_features
 
 __all__ = ["FeatureActivations", "FeatureCard", "FeatureSearch", "MaxActivatingExamples", "check_sae",

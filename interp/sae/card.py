@@ -27,7 +27,7 @@ from interp.data.corpus import Corpus
 from interp.sae.directions import relative_logits, residual_directions
 from interp.sae.encode import check_feature
 from interp.sae.examples import MaxActivatingExamples, default_corpus, examples_figure, max_activating_examples
-from interp.sae.load import check_sae
+from interp.sae.fit import check_sae
 from interp.sae.stream import Neuron, check_units
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -35,7 +35,7 @@ from interp.core.checks import no_extra
 from interp.core.hooks import SITES, layer_of
 from interp.core.readout import direction_logits, through_norm
 from interp.sae.encode import check_feature, sae_label
-from interp.sae.load import RESIDUAL_HOOKS, check_sae
+from interp.sae.fit import RESIDUAL_HOOKS, check_sae
 
 if TYPE_CHECKING:  # pragma: no cover
     from sae_lens import SAE

@@ -33,7 +33,7 @@ from interp.core.checks import check_count, check_prompt
 from interp.core.hooks import harvest
 from interp.core.results import Result
 from interp.core.tokens import tokenize, wants_bos
-from interp.sae.load import check_sae, sae_input
+from interp.sae.fit import check_sae, sae_input
 
 if TYPE_CHECKING:  # pragma: no cover
     from sae_lens import SAE

@@ -42,7 +42,7 @@ from interp.data.corpus import Corpus
 from interp.sae.directions import relative_logits, residual_directions
 from interp.sae.encode import FeatureActivations, feature_activations
 from interp.sae.examples import MaxActivatingExamples, default_corpus, max_activating_examples
-from interp.sae.load import check_sae
+from interp.sae.fit import check_sae
 from interp.sae.stream import sae_fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -35,7 +35,7 @@ from interp.core.tokens import encode, length_batches, pad_id, pad_rows
 from interp.core.topk import PAD, SparseStreamingTopK, StreamingTopK
 from interp.data.corpus import batched
 from interp.sae.encode import sae_label, sparse_encode
-from interp.sae.load import check_sae
+from interp.sae.fit import check_sae
 
 if TYPE_CHECKING:  # pragma: no cover
     from sae_lens import SAE
