@@ -72,7 +72,7 @@ def card(key, sae_key, n_docs, feature):
 @st.cache_data(show_spinner=False, max_entries=64)
 def steered(key, sae_key, feature, prompt, alpha, chat, new_tokens):
     model, sae_ = common.load_model(*key), common.load_sae(*sae_key, key[1])
-    vector = interp.feature_vector(sae_, feature, model=model)
+    vector = interp.feature_vector(model, sae_, feature)
     return interp.steer(model, prompt, vector, alpha=alpha, chat=chat, max_new_tokens=new_tokens)
 
 
