@@ -123,3 +123,14 @@ def test_numpy_numbers_are_accepted_like_python_ones(toy_model, vector):
     with pytest.raises(ValueError, match="True"):
         interp.feature_vector(toy_model, sae, True)
     assert count_hooks(toy_model) == 0
+
+
+def test_a_zero_vector_may_be_added_but_not_ablated(toy_model):
+    """Adding a zero vector is a no-op (a control); ablating it has no direction to remove."""
+    zero = torch.zeros(toy_model.cfg.d_model)
+    prompt = "how do i bake bread ?"
+    res = interp.steer(toy_model, prompt, zero, layer=1, alpha=3.0, max_new_tokens=4)
+    assert res.steered == res.baseline
+    with pytest.raises(ValueError, match="zero vector"):
+        interp.steer(toy_model, prompt, zero, layer=1, mode="ablate", max_new_tokens=4)
+    assert count_hooks(toy_model) == 0

@@ -100,8 +100,9 @@ def check_number(value: Any, name: str, *, minimum: float | None = None, maximum
     return float(value)
 
 
-def check_vector(value: Any, width: int, name: str = "vector") -> None:
-    """A finite, non-zero float tensor of shape `[width]` (a direction in the residual stream)."""
+def check_vector(value: Any, width: int, name: str = "vector", *, nonzero: bool = True) -> None:
+    """A finite float tensor of shape `[width]`, non-zero unless `nonzero=False` (a vector that is
+    only added may be zero: adding it is a no-op control; one that gives a direction may not)."""
     import torch
 
     if not isinstance(value, torch.Tensor):
@@ -113,7 +114,7 @@ def check_vector(value: Any, width: int, name: str = "vector") -> None:
         raise ValueError(f"{name} has shape {tuple(value.shape)}: expected shape [{width}] (the model's d_model)")
     if not bool(torch.isfinite(value).all()):
         raise ValueError(f"{name} contains NaN or inf: expected finite values")
-    if not bool(value.any()):
+    if nonzero and not bool(value.any()):
         raise ValueError(f"{name} is all zeros: a direction needs a non-zero vector")
 
 

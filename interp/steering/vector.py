@@ -325,7 +325,7 @@ def resolve(
     if isinstance(vector, torch.Tensor):
         if layer is None:
             raise ValueError("a raw tensor needs layer=...; or pass a SteeringVector")
-        check_vector(vector, model.cfg.d_model, "vector")
+        check_vector(vector, model.cfg.d_model, "vector", nonzero=False)  # zero is refused below unless added
         vector = SteeringVector(vector, layer=layer)
     if not isinstance(vector, SteeringVector):
         shown = shown_value(vector)
