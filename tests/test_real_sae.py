@@ -16,7 +16,8 @@ import interp
 from interp.core import smollm2
 from interp.core.hooks import harvest
 from interp.sae.load import SHIPPED_DIR, shipped_saes
-from interp.sae.train import evaluate_sae, stdlib_split, token_rows
+from interp.sae.evaluate import evaluate_sae, token_rows
+from interp.sae.train import stdlib_split
 
 pytestmark = pytest.mark.skipif(
     not smollm2.available(),

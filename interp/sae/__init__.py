@@ -3,6 +3,7 @@
 - `load.py`: the built-in SAE, the shipped ones (`default_sae`), a folder, a sae-lens release;
 - `fit.py`: `check_sae` (does this SAE fit this model), run first by every function below;
 - `train.py`: train an SAE on any model with sae-lens' trainer (how the shipped ones were made);
+- `evaluate.py`: explained variance, L0, dead features and spliced-in loss of an SAE on text;
 - `encode.py`: which features fire on a prompt, per token (the encoder side);
 - `directions.py`: what a feature writes: its decoder direction through the unembedding, and as a
   steering vector (the decoder side);

@@ -36,7 +36,7 @@ import torch
 from transformer_lens import HookedTransformer
 
 from interp.core.hooks import hook_name
-from interp.sae import train as generic
+from interp.sae import evaluate, train as generic
 from interp.sae.load import no_loading_advice
 from interp.toy import TOY_DIR, corpus, load_toy
 
@@ -59,7 +59,7 @@ def token_rows(model: HookedTransformer, docs: list[str]) -> torch.Tensor:
         >>> token_rows(model, ["the cat sat ."])[0].tolist()[:2]  # <bos>, then "the"
         [1, 757]
     """
-    return generic.token_rows(model, docs, append_eos=True, max_len=model.cfg.n_ctx)[0]
+    return evaluate.token_rows(model, docs, append_eos=True, max_len=model.cfg.n_ctx)[0]
 
 
 def evaluate_sae(model: HookedTransformer, sae, docs: list[str], *, batch_size: int = 64) -> dict[str, float]:
@@ -68,7 +68,7 @@ def evaluate_sae(model: HookedTransformer, sae, docs: list[str], *, batch_size: 
     Example:
         >>> evaluate_sae(model, interp.load_sae("toy"), list(corpus.documents(500, seed=1)))
     """
-    return generic.evaluate_sae(model, sae, docs, batch_size=batch_size, append_eos=True)
+    return evaluate.evaluate_sae(model, sae, docs, batch_size=batch_size, append_eos=True)
 
 
 def text_activations(
