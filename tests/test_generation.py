@@ -199,7 +199,7 @@ def gpt2_family(request):
 
 
 def test_fast_blocks_match_transformer_lens(gpt2_family):
-    from interp.core.generation import _lean_ok, _next_logits
+    from interp.core.lean import lean_ok as _lean_ok, prompt_logits as _next_logits
     from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
     model = gpt2_family

@@ -58,7 +58,7 @@ from transformer_lens.utilities.logits_utils import sample_logits
 
 from interp.core.checks import check_count, check_token_ids
 from interp.core.hooks import HookFn, hooked
-from interp.core.readout import final_logits
+from interp.core.lean import lean_plan, prompt_logits
 
 # ---------------------------------------------------------------------------------------------
 # The weight layout
@@ -160,82 +160,6 @@ def linear_layout(model: HookedTransformer) -> Iterator[HookedTransformer]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The lean block (opt-in: `generate(..., fast=True)`)
-
-#: The hook points a lean block still fires; any other hook in a block sends it back to
-#: transformer-lens' own forward.
-_BLOCK_HOOKS = ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")
-
-
-#: transformer-lens activation -> `F.gelu`'s `approximate` (the tanh forms are one function).
-_GELU = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": "tanh"}
-
-
-def _lean_ok(model: HookedTransformer) -> bool:
-    """GPT-2-family blocks (LayerNorm, learned positions, one GELU MLP, plain causal attention)."""
-    cfg = model.cfg
-    off = (
-        "gated_mlp", "use_local_attn", "n_key_value_heads", "use_attn_result", "use_split_qkv_input",
-        "use_attn_in", "use_hook_mlp_in", "parallel_attn_mlp", "attn_only", "load_in_4bit",
-        "use_normalization_before_and_after", "use_qk_norm", "clip_qkv", "use_attention_sinks",
-        "use_logn_attn", "attn_scores_soft_cap", "output_logits_soft_cap",
-    )
-    return (
-        cfg.normalization_type == "LN"
-        and cfg.positional_embedding_type == "standard"
-        and cfg.act_fn in _GELU
-        and getattr(cfg, "attention_dir", "causal") == "causal"
-        and cfg.original_architecture not in ("OlmoeForCausalLM", "Olmo2ForCausalLM", "Olmo3ForCausalLM")
-        and not any(getattr(cfg, name, None) not in (None, False, 0, -1.0) for name in off)
-    )
-
-
-def _inner_hooked(block: torch.nn.Module) -> bool:
-    """Whether any hook point inside `block`, other than `_BLOCK_HOOKS`, has a hook on it."""
-    return any(
-        point.fwd_hooks for name, point in block.named_modules()
-        if name and hasattr(point, "fwd_hooks") and name not in _BLOCK_HOOKS
-    )
-
-
-def _layer_norm(ln: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    dtype = x.dtype
-    y = torch.nn.functional.layer_norm(x.float(), x.shape[-1:], ln.w.float(), ln.b.float(), ln.eps)
-    return y.to(dtype)
-
-
-def _lean_block(block: torch.nn.Module, resid: torch.Tensor, entry, mask: torch.Tensor) -> torch.Tensor:
-    """A GPT-2-family block in as few operations as it takes: one fused layer norm per sublayer,
-    `scaled_dot_product_attention` over the cache, one GELU; only `_BLOCK_HOOKS` fire. Equal to
-    transformer-lens' block up to float rounding (about 1e-6 on the logits), not bitwise."""
-    f = torch.nn.functional
-    resid = block.hook_resid_pre(resid)
-    attn, x = block.attn, _layer_norm(block.ln1, resid)
-    b, p, _ = x.shape
-    heads, d_head = attn.cfg.n_heads, attn.cfg.d_head
-
-    def project(w: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        out = f.linear(x, w.permute(0, 2, 1).reshape(heads * d_head, -1), bias.reshape(-1))
-        return out.view(b, p, heads, d_head)
-
-    q = project(attn.W_Q, attn.b_Q)
-    offset = entry.past_keys.size(1)
-    k, v = entry.append(project(attn.W_K, attn.b_K), project(attn.W_V, attn.b_V))
-    keys = torch.arange(k.shape[1], device=x.device)
-    causal = keys[None, :] <= torch.arange(offset, offset + p, device=x.device)[:, None]
-    allowed = causal[None, None] & mask.bool()[:, None, None, :]
-    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    z = f.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=1.0 / attn.attn_scale)
-    z = torch.nan_to_num(z, nan=0.0).transpose(1, 2).reshape(b, p, heads * d_head)  # all-pad rows: 0
-    w_o = attn.W_O.permute(2, 0, 1).reshape(-1, heads * d_head)
-    resid = block.hook_resid_mid(resid + block.hook_attn_out(f.linear(z, w_o, attn.b_O)))
-    mlp, h = block.mlp, _layer_norm(block.ln2, resid).view(b * p, -1)
-    h = f.gelu(torch.addmm(mlp.b_in, h, mlp.W_in), approximate=_GELU[block.cfg.act_fn])
-    mlp_out = block.hook_mlp_out(torch.addmm(mlp.b_out, h, mlp.W_out).view(b, p, -1))
-    return block.hook_resid_post(resid + mlp_out)
-
-
-# ---------------------------------------------------------------------------------------------
 # The loop
 
 
@@ -270,28 +194,6 @@ def _check_inputs(
             f"{tokens.shape[1]} prompt tokens + max_new_tokens {max_new_tokens} = {total} exceed the "
             f"model's context of {model.cfg.n_ctx} positions"
         )
-
-
-def _next_logits(
-    model: HookedTransformer,
-    tokens: torch.Tensor,
-    mask: torch.Tensor,
-    cache: TransformerLensKeyValueCache,
-    lean: Sequence[bool] | None = None,
-) -> torch.Tensor:
-    """Run `tokens` through every block (extending the cache), then read out the last position
-    only: the prefill never unembeds the prompt's other positions (`[batch, pos, d_vocab]`).
-    `lean[i]` runs block i as `_lean_block` instead of transformer-lens' forward."""
-    if lean is None:
-        resid = model(tokens, attention_mask=mask, past_kv_cache=cache, stop_at_layer=model.cfg.n_layers)
-    else:
-        resid, _, _, full_mask = model.input_to_embed(tokens, attention_mask=mask, past_kv_cache=cache)
-        for i, block in enumerate(model.blocks):
-            if lean[i]:
-                resid = _lean_block(block, resid, cache[i], full_mask)
-            else:
-                resid = block(resid, past_kv_cache_entry=cache[i], attention_mask=full_mask)
-    return final_logits(model, resid[:, -1:])[:, 0]
 
 
 def generate(
@@ -330,7 +232,7 @@ def generate(
             of ids stops at any of them). A stopped row is filled with EOS (the first id given),
             and the loop ends early once every row has stopped.
         layout: run inside `linear_layout(model)` (bitwise-equal logits, faster).
-        fast: run GPT-2-family blocks as `_lean_block` (fused layer norm, PyTorch's
+        fast: run GPT-2-family blocks as `interp.core.lean.lean_block` (fused layer norm, PyTorch's
             `scaled_dot_product_attention`): about 15% less time per step at batch 1 on a CPU,
             logits equal to transformer-lens' within float rounding (~1e-6) but not bitwise, so
             near-ties may pick another token. Blocks with hooks on their inner hook points (or
@@ -361,11 +263,11 @@ def generate(
         if do_sample and seed is not None:
             torch.manual_seed(seed)
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, batch)
-        lean = [not _inner_hooked(b) for b in model.blocks] if fast and _lean_ok(model) else None
+        lean = lean_plan(model) if fast else None
         one = torch.ones((batch, 1), dtype=attention_mask.dtype, device=device)
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
         new: list[torch.Tensor] = []
-        logits = _next_logits(model, tokens, attention_mask, cache, lean)
+        logits = prompt_logits(model, tokens, attention_mask, cache, lean)
         for step in range(max_new_tokens):
             if do_sample:
                 seen = torch.cat([tokens, *new], dim=1) if freq_penalty > 0 else None
@@ -381,5 +283,5 @@ def generate(
             new.append(token[:, None])
             if step + 1 == max_new_tokens or (stops is not None and bool(finished.all())):
                 break
-            logits = _next_logits(model, token[:, None], one, cache, lean)
+            logits = prompt_logits(model, token[:, None], one, cache, lean)
     return torch.cat(new, dim=1)

@@ -33,7 +33,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
 from interp.core.hooks import hook_name, hooked, record
-from interp.core.readout import final_logits
+from interp.core.lean import lean_plan, prompt_logits
 from interp.core.tokens import pad_id, pad_rows
 
 STRATEGIES = ("auto", "one_pass", "shared_prefix")
@@ -176,10 +176,11 @@ def _run_rows(
     """The patched prompt pass (hooks on; row 0 is dropped after it when it is the source), then
     hook-free greedy steps on the KV cache, which already holds the patched keys and values
     (`cache` may be None when only one token is generated)."""
-    n = model.cfg.n_layers
+    steps = cache
+    if steps is None:  # the lean blocks attend over a cache; one token generated needs no copy of it
+        steps = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, tokens.shape[0])
     with hooked(model, hooks):
-        resid = model(tokens, attention_mask=mask, past_kv_cache=cache, stop_at_layer=n)
-    logits = final_logits(model, resid[:, -1]).float()
+        logits = prompt_logits(model, tokens, mask, steps, lean_plan(model)).float()
     if source_row:
         if cache is not None:
             _drop_first_row(cache)
@@ -195,14 +196,14 @@ def _run_rows(
         "target_ranks": (torch.stack(ranks, -1) if ranks else chosen.long()).cpu(),
     }
     generated = [nxt]
+    plan = lean_plan(model) if max_new_tokens > 1 else None  # hook-free from here
     eos = model.tokenizer.eos_token_id
     done = nxt == eos if eos is not None else torch.zeros_like(nxt, dtype=torch.bool)
     ones = torch.ones((len(nxt), 1), dtype=torch.long, device=nxt.device)
     for _ in range(max_new_tokens - 1):
         if bool(done.all()):
             break
-        resid = model(nxt[:, None], attention_mask=ones, past_kv_cache=cache, stop_at_layer=n)
-        nxt = final_logits(model, resid[:, -1]).argmax(-1)
+        nxt = prompt_logits(model, nxt[:, None], ones, steps, plan).argmax(-1)
         generated.append(nxt)
         if eos is not None:
             done = done | (nxt == eos)
