@@ -48,6 +48,9 @@ class Config(ExperimentConfig):
     zero-shot and the random direction (same layer, same norm) by at least this, on average."""
     max_worst: float = 0.5
     """Criterion: only some layers work: the worst layer's mean accuracy at most this."""
+    answer_tokens: int = 4
+    """Tokens generated per query; the answer counts when the completion starts with it as a
+    whole word (SmolLM2 spells many answers in several tokens, or starts with a bare space)."""
     apply_to: str = "last"
     """Where the vector is added to a query: `"last"` (its last position only, as Hendel et al.
     put the task vector in) or `"all"` positions."""
@@ -75,13 +78,14 @@ def tasks_for(model, cfg: Config) -> list[Task]:
     return [Task(t, interp.data.pairs(t), prompt) for t in names]
 
 
-def _first(text: str) -> str:
-    words = text.strip().split()
-    return words[0].strip(".,;:!?").lower() if words else ""
+def answered(text: str, answer: str) -> bool:
+    """Whether a completion starts with the answer as a whole word (case-insensitive)."""
+    text, answer = text.strip().lower(), answer.strip().lower()
+    return text.startswith(answer) and (len(text) == len(answer) or not text[len(answer)].isalnum())
 
 
 def accuracy(texts, answers) -> float:
-    return sum(_first(t) == a.lower() for t, a in zip(texts, answers)) / max(len(answers), 1)
+    return sum(answered(t, a) for t, a in zip(texts, answers)) / max(len(answers), 1)
 
 
 def vectors(model, task: Task, cfg: Config, shuffle: bool):
@@ -110,14 +114,16 @@ def run(cfg: Config, model=None) -> dict:
         few_shot_prompts = [
             task.prompt(rng.sample([p for p in task.pairs if p[0] != x], cfg.k), x) for x, _ in held
         ]
-        few_shot = accuracy(interp.next_tokens(model, few_shot_prompts).top1, answers)  # the ceiling
+        gen = dict(max_new_tokens=cfg.answer_tokens, chat=False, apply_to=cfg.apply_to)
+        # the ceiling: the few-shot prompts' own greedy completions (alpha 0 adds nothing)
+        few_shot = accuracy(
+            interp.steer(model, few_shot_prompts, vs[vs.layers[0]], alpha=0.0, baseline=False, **gen).steered,
+            answers,
+        )
         zero_shot = None
         acc = {"task vector": [], "random same norm": [], "shuffled labels": []}
         for layer in vs.layers:
-            res = interp.steer(
-                model, queries, vs[layer], max_new_tokens=1, chat=False, baseline=zero_shot is None,
-                apply_to=cfg.apply_to,
-            )
+            res = interp.steer(model, queries, vs[layer], baseline=zero_shot is None, **gen)
             zero_shot = accuracy(res.baseline, answers) if zero_shot is None else zero_shot
             acc["task vector"].append(accuracy(res.steered, answers))
             for name, v in (
@@ -125,11 +131,7 @@ def run(cfg: Config, model=None) -> dict:
                 ("shuffled labels", vs_shuffled[layer]),
             ):
                 acc[name].append(
-                    accuracy(
-                        interp.steer(model, queries, v, max_new_tokens=1, chat=False, baseline=False,
-                                     apply_to=cfg.apply_to).steered,
-                        answers,
-                    )
+                    accuracy(interp.steer(model, queries, v, baseline=False, **gen).steered, answers)
                 )
         best = max(
             range(len(vs.layers)),  # ties: the layer with the largest margin over the random direction
@@ -177,16 +179,9 @@ def run(cfg: Config, model=None) -> dict:
         arithmetic = []
         for layer in layers:
             v = vecs["capital"][layer] - vecs["language"][layer]
-            res = interp.steer(model, prompts, v, max_new_tokens=1, chat=False, apply_to=cfg.apply_to)
-            ctrl = interp.steer(
-                model,
-                prompts,
-                random_direction(v, seed=cfg.seed),
-                max_new_tokens=1,
-                chat=False,
-                baseline=False,
-                apply_to=cfg.apply_to,
-            )
+            gen = dict(max_new_tokens=cfg.answer_tokens, chat=False, apply_to=cfg.apply_to)
+            res = interp.steer(model, prompts, v, **gen)
+            ctrl = interp.steer(model, prompts, random_direction(v, seed=cfg.seed), baseline=False, **gen)
             arithmetic.append(
                 {
                     "layer": layer,
@@ -242,8 +237,9 @@ def run(cfg: Config, model=None) -> dict:
             "is "
             f"their mean last-position resid_pre minus that of zero-shot queries on half of the items; added "
             f"(alpha 1, at {'the last position' if cfg.apply_to == 'last' else cfg.apply_to + ' positions'}) "
-            f"to zero-shot queries on the other half; first generated word against the answer (the few-shot "
-            f"prompts' own accuracy on the same queries is the ceiling). "
+            f"to zero-shot queries on the other half; {cfg.answer_tokens} greedy tokens generated, correct when "
+            f"they start with the answer as a whole word (the few-shot prompts' own accuracy on the same "
+            f"queries is the ceiling). "
             f"Controls: a random direction of the same norm at the same layer; the same construction from "
             f"shuffled-label prompts."
         ),
