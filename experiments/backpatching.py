@@ -65,10 +65,11 @@ class Config(ExperimentConfig):
 def queries(model, cfg: Config) -> list[dict[str, str]]:
     """Two-hop queries with their one-hop versions: `two`, `hop1` (-> `bridge`), `one` (-> `answer`).
 
-    The built-in model composes its own facts (a capital's country, then that country's language or
-    continent); every other model gets the bundled real-world set `interp.data.records("two_hop")`
-    (a landmark's, city's or person's country, then its capital or official language)."""
-    if interp.profile_for(model).name != "toy":
+    A model whose profile reads the toy prompt set (the built-in model) composes its own facts (a
+    capital's country, then that country's language or continent); a model reading English gets the
+    bundled real-world set `interp.data.records("two_hop")` (a landmark's, city's or person's
+    country, then its capital or official language)."""
+    if interp.profile_for(model).prompt_set != "toy":
         return interp.data.records("two_hop")
     out = []
     for c in interp.toy.corpus.COUNTRIES[: cfg.n_countries]:
@@ -194,7 +195,7 @@ def run(cfg: Config, model=None) -> dict:
             for i, q in enumerate(failures[:10])
         ],
     )
-    toy = interp.profile_for(model).name == "toy"
+    toy = interp.profile_for(model).prompt_set == "toy"  # the queries came from the built-in corpus
     bridge_kind = (
         "bridge: a capital's country" if toy
         else "interp.data two_hop; bridge: a landmark's, city's or person's country"

@@ -32,8 +32,8 @@ class Config(ExperimentConfig):
     n_prompts: int = 64
     """How many countries' capital prompts to read (the first n of the prompt set)."""
     template: str = ""
-    """Prompt template with {country} (default: the built-in model's `the capital of {country} is`,
-    `The capital of {country} is` for other models)."""
+    """Prompt template with {country} (default: `the capital of {country} is` for a model reading the
+    toy prompt set, the built-in model; `The capital of {country} is` for one reading English)."""
     min_correct: int = 10
     """Criterion: at least this many prompts answered right by the model (the finding is read on those)."""
     min_stays: float = 0.95
@@ -59,9 +59,11 @@ def one_token(model, word: str) -> bool:
 def prompt_set(model, cfg: Config) -> list[tuple[str, str, str]]:
     """(prompt, answer, control answer) triples; the control is the next country's capital.
 
-    Countries whose capital is several tokens are left out (SmolLM2 spells `Abuja` in three).
+    The countries come from the prompt collection the model's profile reads (`prompt_set`): the
+    built-in corpus's for `"toy"`, `interp.data`'s `country_capital` for English. Countries whose
+    capital is several tokens are left out (SmolLM2 spells `Abuja` in three).
     """
-    if interp.profile_for(model).name == "toy":
+    if interp.profile_for(model).prompt_set == "toy":
         from interp.toy.corpus import COUNTRIES
 
         pairs = [(c.country, c.capital) for c in COUNTRIES]

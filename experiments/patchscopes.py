@@ -77,7 +77,8 @@ class Config(ExperimentConfig):
     """Criterion (multi-token entities only): share of entities named at some later layer at least this."""
     entities: tuple[str, ...] = ()
     """Entities to describe across layers instead of the defaults (reported, not scored: no
-    keywords); default: countries and capitals for the built-in model, `REAL_ENTITIES` otherwise."""
+    keywords); default: countries and capitals for a model reading the toy prompt set (the built-in
+    model), `REAL_ENTITIES` for one reading English."""
     description_tokens: int = 6
     """Tokens generated per entity description."""
 
@@ -85,9 +86,10 @@ class Config(ExperimentConfig):
 
 
 def sources(model, cfg: Config) -> list[str]:
-    """Prefixes of held-out documents, cut at a random word (seeded)."""
+    """Prefixes of held-out documents, cut at a random word (seeded): the built-in corpus's for a
+    model reading the toy prompt set, else the profile's default corpus (or the harmless requests)."""
     rng = random.Random(cfg.seed)
-    if interp.profile_for(model).name == "toy":
+    if interp.profile_for(model).prompt_set == "toy":
         texts = list(interp.toy.corpus.documents(cfg.n_sources * 2, seed=cfg.seed + 5, split="heldout"))
     else:
         corpus = interp.profile_for(model).default_corpus
@@ -104,10 +106,11 @@ def sources(model, cfg: Config) -> list[str]:
 
 
 def entities(model, cfg: Config) -> list[Entity]:
-    """The entities to describe: the configured ones, the built-in model's countries, or `REAL_ENTITIES`."""
+    """The entities to describe: the configured ones, the built-in corpus's countries and capitals
+    (toy prompt set), or `REAL_ENTITIES` (English)."""
     if cfg.entities:
         return [Entity(e, e, ()) for e in cfg.entities]
-    if interp.profile_for(model).name == "toy":
+    if interp.profile_for(model).prompt_set == "toy":
         cs = interp.toy.corpus.COUNTRIES[::8]
         visit = "we visited {} last year ."
         return [Entity(visit.format(c.country), c.country, (c.continent,), c.country) for c in cs] + [
@@ -157,7 +160,7 @@ def describe(model, ents: list[Entity], cfg: Config) -> tuple[torch.Tensor, list
 def run(cfg: Config, model=None) -> dict:
     model = load_for(cfg, model)
     nb = script_notebook(__file__, cfg, model)
-    toy = interp.profile_for(model).name == "toy"
+    toy = interp.profile_for(model).prompt_set == "toy"  # single-token entities of the built-in corpus
     preset = interp.profile_for(model).patchscope_presets["identity"]
     target = preset.split("{x}")[0] + "?"  # the paper's identity prompt, the placeholder last
     texts = sources(model, cfg)

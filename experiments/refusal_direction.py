@@ -53,8 +53,8 @@ class Config(ExperimentConfig):
     """Read positions of the candidates (negative: from the end of the chat template); empty: every
     post-instruction position, as Arditi et al."""
     max_new_tokens: int = 0
-    """Tokens generated per completion (0: 3 for the built-in model, whose refusal starts `i cannot`;
-    24 for other models)."""
+    """Tokens generated per completion (0: 3 for a model reading the toy prompt set, the built-in
+    model, whose refusal starts `i cannot`; 24 for models reading English)."""
     alphas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
     """Strengths of the addition sweep at the chosen layer (on harmless requests), in units of
     the difference of means."""
@@ -85,8 +85,10 @@ class Config(ExperimentConfig):
 
 
 def requests(model, split: str) -> tuple[list[str], list[str]]:
-    """(harmful, harmless) requests of a split: the built-in model's own sets, or the bundled ones."""
-    prefix = "toy_" if interp.profile_for(model).name == "toy" else ""
+    """(harmful, harmless) requests of a split, from the bundled sets of the prompt collection the
+    model's profile reads: `harmful`/`harmless` for English, `toy_harmful`/`toy_harmless` for the toy one."""
+    prompt_set = interp.profile_for(model).prompt_set
+    prefix = "" if prompt_set == "english" else f"{prompt_set}_"
     return interp.data.prompts(f"{prefix}harmful", split), interp.data.prompts(f"{prefix}harmless", split)
 
 
@@ -104,7 +106,7 @@ def residual_norms(model, prompts: list[str], layers: list[int], position: int) 
 def run(cfg: Config, model=None) -> dict:
     model = load_for(cfg, model)
     nb = script_notebook(__file__, cfg, model)
-    toy = interp.profile_for(model).name == "toy"
+    toy = interp.profile_for(model).prompt_set == "toy"  # the built-in model's planted refusal
     name = model.cfg.model_name
     new = cfg.max_new_tokens or (3 if toy else 24)
     rate = lambda res: interp.refusal_rate(res, model=model)  # noqa: E731

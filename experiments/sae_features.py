@@ -33,7 +33,8 @@ class Config(ExperimentConfig):
     """Settings of the SAE feature experiment."""
 
     sae: str = ""
-    """SAE release for `interp.load_sae` (default: the built-in SAE `toy` for the built-in model)."""
+    """SAE release for `interp.load_sae` (default: the SAE shipped for the model, `interp.default_sae`:
+    the built-in SAE `toy` for the built-in model)."""
     sae_id: str = ""
     """SAE id within the release (empty for the built-in SAE)."""
     n_docs: int = 3000
@@ -62,16 +63,22 @@ class Config(ExperimentConfig):
 def run(cfg: Config, model=None) -> dict:
     model = load_for(cfg, model)
     nb = script_notebook(__file__, cfg, model)
-    toy = interp.profile_for(model).name == "toy"
-    sae = interp.load_sae(cfg.sae or ("toy" if toy else cfg.model), cfg.sae_id or None)
+    profile = interp.profile_for(model)
+    release = cfg.sae or interp.default_sae(model)
+    if release is None:
+        raise ValueError(
+            f"no SAE is shipped for {model.cfg.model_name!r} (shipped: "
+            f"{', '.join(interp.sae.shipped_saes())}); pass one with --sae RELEASE --sae-id ID (a sae-lens "
+            "release or a saved SAE folder)"
+        )
+    sae = interp.load_sae(release, cfg.sae_id or None)
+    toy = profile.prompt_set == "toy"  # the built-in vocabulary: its own corpus, lower-case words
     if toy:
         docs = list(interp.toy.corpus.documents(cfg.n_docs, seed=21))
         pairs = [(c.country, c.capital) for c in interp.toy.corpus.COUNTRIES]
         template, prefix = "the capital of {} is", "toy_"
     else:
-        docs = (
-            interp.profile_for(model).default_corpus or (lambda: (interp.data.prompts("harmless"), ""))
-        )()[0]
+        docs = (profile.default_corpus or (lambda: (interp.data.prompts("harmless"), "")))()[0]
         docs = docs[: cfg.n_docs]
         pairs, template, prefix = interp.data.pairs("country_capital"), "The capital of {} is", ""
     top = interp.max_activating_examples(model, sae, docs, k=20, cache=False)
@@ -203,7 +210,7 @@ def run(cfg: Config, model=None) -> dict:
         ],
     )
     numbers = {
-        "sae": cfg.sae or ("toy" if toy else cfg.model),
+        "sae": release,
         "d_sae": sae.cfg.d_sae,
         "n_docs": len(docs),
         "text_feature": text_feature,

@@ -10,7 +10,8 @@ beside it scores neurons by how much they support the correct verb over the wron
 (attribution patching of the logit difference, Nanda 2023, "Attribution Patching"; verified by
 real ablation), and its top k is ablated too (Finlayson et al. 2021, "Causal Analysis of Syntactic
 Agreement Mechanisms in Neural Language Models"; the lecture's GPT-2 small anchors are layer 10
-#2096 and layer 9 #1094, which this script checks when run on `gpt2`).
+#2096 and layer 9 #1094, which this script ablates one at a time on any model whose profile lists
+them as its `known_neurons` for number agreement: `gpt2`).
 
 Run: `python experiments/singular_plural_neurons.py [--model NAME] [--out DIR] [--quick]`.
 """
@@ -29,7 +30,8 @@ import interp
 from interp.core.controls import random_neurons
 from interp.core.report import ExperimentConfig, load_for, main, script_notebook
 
-GPT2_ANCHORS = ((10, 2096), (9, 1094))
+#: The `ModelProfile.known_neurons` entry this experiment checks (GPT-2 small: L10.2096, L9.1094).
+BEHAVIOUR = "number agreement"
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,9 @@ class Item:
 
 
 def prompt_sets(model, cfg: Config) -> tuple[list[Item], list[Item]]:
-    """Train and held-out agreement prompts (subject and attractor differ in number)."""
-    if interp.profile_for(model).name == "toy":
+    """Train and held-out agreement prompts (subject and attractor differ in number), from the prompt
+    collection the model's profile reads: the built-in corpus's (toy) or `interp.data`'s nouns (English)."""
+    if interp.profile_for(model).prompt_set == "toy":
         corpus = interp.toy.corpus
         split = [
             corpus.agreement_prompts(s, n, seed=i)
@@ -85,11 +88,42 @@ def prompt_sets(model, cfg: Config) -> tuple[list[Item], list[Item]]:
     return items[: cfg.n_train], items[cfg.n_train :]
 
 
+def ablate(model, neurons, method: str, held: list[Item], train: list[Item]):
+    """Ablate `neurons` together on the held-out prompts (`method`: zero, or mean over the training
+    prompts); the result and its summary: logit-difference drop, accuracy after, share of argmax changes."""
+    res = interp.ablate_neurons(
+        model,
+        [p.prompt for p in held],
+        list(neurons),
+        method=method,
+        reference=[p.prompt for p in train],
+        targets=["is", "are"],
+        metric=interp.logit_diff(model, [p.good for p in held], [p.bad for p in held]),
+        progress=False,
+    )
+    return res, {
+        "logit_diff_drop": -res.metric_change,
+        "accuracy_after": float((res.metric_after > 0).float().mean()),
+        "top1_changed": res.top1_changed,
+    }
+
+
+def known_neurons(model, held: list[Item], train: list[Item]) -> dict[str, dict]:
+    """Each published number-agreement neuron of the model's profile (`known_neurons`), zero-ablated
+    alone on the held-out prompts: `{"L10.2096": summary, ...}`; empty when the profile lists none (or
+    the model lacks them, as a shrunken copy would)."""
+    listed = interp.profile_for(model).known_neurons.get(BEHAVIOUR, ())
+    return {
+        f"L{layer}.{i}": ablate(model, [(layer, i)], "zero", held, train)[1]
+        for layer, i in listed
+        if layer < model.cfg.n_layers and i < model.cfg.d_mlp
+    }
+
+
 def run(cfg: Config, model=None) -> dict:
     model = load_for(cfg, model)
     nb = script_notebook(__file__, cfg, model)
     train, held = prompt_sets(model, cfg)
-    texts, ref = [p.prompt for p in held], [p.prompt for p in train]
 
     def metric(items):
         return interp.logit_diff(model, [p.good for p in items], [p.bad for p in items])
@@ -104,31 +138,17 @@ def run(cfg: Config, model=None) -> dict:
     top = list(separation.neurons)
     ranking = interp.rank_neurons(model, [p.prompt for p in train], metric(train), k=cfg.k, progress=False)
 
-    def ablate(neurons, method):
-        res = interp.ablate_neurons(
-            model,
-            texts,
-            list(neurons),
-            method=method,
-            reference=ref,
-            targets=["is", "are"],
-            metric=metric(held),
-            progress=False,
-        )
-        return res, {
-            "logit_diff_drop": -res.metric_change,
-            "accuracy_after": float((res.metric_after > 0).float().mean()),
-            "top1_changed": res.top1_changed,
-        }
-
     effects, controls, results = {}, {}, {}
     for method in tqdm(("zero", "mean"), desc="ablations"):
-        results[method], effects[method] = ablate(top, method)
-        rand = [ablate(random_neurons(model, top, seed=cfg.seed + s), method)[1] for s in range(cfg.n_random)]
+        results[method], effects[method] = ablate(model, top, method, held, train)
+        rand = [
+            ablate(model, random_neurons(model, top, seed=cfg.seed + s), method, held, train)[1]
+            for s in range(cfg.n_random)
+        ]
         controls[method] = {key: sum(r[key] for r in rand) / len(rand) for key in rand[0]}
         controls[method]["logit_diff_drop_per_seed"] = [r["logit_diff_drop"] for r in rand]
-    _, single = ablate(top[:1], "zero")
-    _, by_attribution = ablate(list(ranking.neurons), "zero")
+    _, single = ablate(model, top[:1], "zero", held, train)
+    _, by_attribution = ablate(model, list(ranking.neurons), "zero", held, train)
     before = results["zero"].metric_before
     acc_before = float((before > 0).float().mean())
     ratio = {  # None where random neurons do not lower the difference at all (no ratio to speak of)
@@ -142,10 +162,7 @@ def run(cfg: Config, model=None) -> dict:
     baseline = float(results["zero"].metric_before.mean())
     reproduced = baseline > 0 and zero_top > 0 and zero_top >= cfg.min_ratio * max(zero_rand, 0.0)
 
-    anchors = {}
-    if model.cfg.model_name in ("gpt2", "gpt2-small") and model.cfg.d_mlp > 2096:
-        for neuron in GPT2_ANCHORS:
-            anchors[f"L{neuron[0]}.{neuron[1]}"] = ablate([neuron], "zero")[1]
+    anchors = known_neurons(model, held, train)
 
     plural = torch.tensor([p.plural for p in held])
     fig = go.Figure()
@@ -226,7 +243,7 @@ def run(cfg: Config, model=None) -> dict:
         "mean": effects["mean"],
         "ratio_top_over_random": ratio,
         "single_top_neuron": single,
-        "gpt2_anchor_neurons": anchors or "not run (model is not gpt2)",
+        "known_neurons": anchors or "not run (the model's profile lists no number-agreement neurons)",
     }
     return nb.finish(
         question="Do a few MLP neurons carry subject number for verb agreement, and does removing them "
@@ -266,8 +283,9 @@ def run(cfg: Config, model=None) -> dict:
         differences=(
             "The built-in model (4 layers, 512 neurons each) learned agreement from a generated corpus "
             "with 5 verb pairs; the ranking is by activation contrast (which also picks up neurons for the "
-            "attractor's number, opposite to the subject's here), with attribution beside it; the GPT-2 "
-            "anchors are checked only when the script runs on gpt2."
+            "attractor's number, opposite to the subject's here), with attribution beside it; published "
+            "neurons (GPT-2 small's L10.2096 and L9.1094) are checked only on a model whose profile lists "
+            "them (`known_neurons`)."
         ),
     )
 

@@ -33,8 +33,8 @@ class Config(ExperimentConfig):
     """Settings of the task-vector experiment."""
 
     tasks: tuple[str, ...] = ()
-    """Tasks (default: antonym, capital, language, plural on the built-in model; the bundled pairs
-    antonyms, country_capital, english_french on other models)."""
+    """Tasks (default: antonym, capital, language, plural of the built-in corpus for a model reading
+    the toy prompt set; the bundled pairs antonyms, country_capital, english_french for English)."""
     n_fewshot: int = 64
     """Few-shot prompts averaged into each task vector."""
     k: int = 3
@@ -66,7 +66,8 @@ class Task:
 
 
 def tasks_for(model, cfg: Config) -> list[Task]:
-    if interp.profile_for(model).name == "toy":
+    """The tasks of the prompt collection the model's profile reads (`prompt_set`)."""
+    if interp.profile_for(model).prompt_set == "toy":
         corpus = interp.toy.corpus
         names = cfg.tasks or corpus.ICL_TASKS
         return [Task(t, corpus.icl_pairs(t, "train"), corpus.icl_prompt) for t in names]

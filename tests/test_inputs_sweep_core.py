@@ -52,6 +52,14 @@ CASES = [
     Case("tokenize-model-name", lambda c: interp.tokenize("toy", "the cat"), ("model", "'toy'")),
     Case("register_profile-int", lambda c: interp.register_profile(3), ("profile", "int")),
     Case("set_profile-int", lambda c: interp.set_profile(c.m, 3), ("profile", "int")),
+    # ModelProfile fields the experiments read: the prompt collection, published neurons
+    Case("ModelProfile-prompt_set", lambda c: interp.ModelProfile("x", prompt_set="french"),
+         ("prompt_set", "'french'", "'english'", "'toy'")),
+    Case("ModelProfile-known_neurons-list", lambda c: interp.ModelProfile("x", known_neurons=[(10, 2096)]),
+         ("known_neurons", "[(10, 2096)]")),
+    Case("ModelProfile-known_neurons-negative",
+         lambda c: interp.ModelProfile("x", known_neurons={"number agreement": ((10, -1),)}),
+         ("known_neurons['number agreement']", "(10, -1)")),
     # tokenize: prompts and options
     Case("tokenize-prompts-None", lambda c: interp.tokenize(c.m, None), ("prompts", "None")),
     Case("tokenize-prompts-int", lambda c: interp.tokenize(c.m, 3), ("prompts", "3")),

@@ -3,8 +3,9 @@
 A technique should never ask "is this the built-in model?" or "is this Gemma?". What changes
 from one model to the next (how a user turn is wrapped in the chat template, which positions
 follow the instruction, which tokens start a refusal, the patchscope target prompts that suit
-the tokenizer, a default corpus for density estimates, whether a BOS token is prepended) lives
-in a `ModelProfile`, looked up once per call with `profile_for(model)`.
+the tokenizer, a default corpus for density estimates, whether a BOS token is prepended, which
+bundled prompt collection its vocabulary reads, published findings about its neurons) lives in a
+`ModelProfile`, looked up once per call with `profile_for(model)`.
 
 Profiles are found, in order:
 
@@ -73,10 +74,20 @@ GENERIC_PATCHSCOPE_PRESETS: Mapping[str, str] = MappingProxyType({
 
 _CHAT_TAGS = ("-it", "chat", "instruct")
 
+#: Prompt collections a model's vocabulary can read (`ModelProfile.prompt_set`): `"english"`, the
+#: English sets bundled in `interp.data` (`harmful`, `country_capital`, `two_hop`, ...), and
+#: `"toy"`, prompts generated from `interp.toy.corpus` plus its `toy_*` sets in `interp.data`.
+PROMPT_SETS: tuple[str, ...] = ("english", "toy")
+
+#: GPT-2 small's MLP neurons for subject-verb number agreement, as (layer, neuron): layer 10
+#: #2096 and layer 9 #1094 (Finlayson et al. 2021, "Causal Analysis of Syntactic Agreement
+#: Mechanisms in Neural Language Models"; the lecture's anchors).
+GPT2_NUMBER_NEURONS: tuple[tuple[int, int], ...] = ((10, 2096), (9, 1094))
+
 
 @dataclass(frozen=True)
 class ModelProfile:
-    """What differs per model: chat format, refusal vocabulary, patchscope prompts, corpus.
+    """What differs per model: chat format, refusal vocabulary, patchscope prompts, corpus, data.
 
     Attributes:
         name: the model name (`cfg.model_name`) this profile is registered for, or a family label.
@@ -95,6 +106,14 @@ class ModelProfile:
             bundled prompt sets.
         matches: for family profiles, a predicate over the model picking it (registered
             profiles are tried by exact name first).
+        prompt_set: the prompt collection the model's vocabulary reads, one of `PROMPT_SETS`:
+            `"english"` (default: the bundled English sets of `interp.data`, cased text for a
+            BPE vocabulary) or `"toy"` (the built-in model's word-level lower-case vocabulary:
+            prompts generated from `interp.toy.corpus` and the `toy_*` sets of `interp.data`).
+            The scripted experiments pick their prompts, entities and task pairs by it.
+        known_neurons: published findings about MLP neurons of these weights: a behaviour ->
+            `((layer, neuron), ...)`, e.g. GPT-2 small's `{"number agreement": ((10, 2096),
+            (9, 1094))}`; empty when none are known. Experiments check them where listed.
     """
 
     name: str
@@ -106,6 +125,10 @@ class ModelProfile:
     placeholder: str | None = None
     default_corpus: Callable[[], tuple[list[str], str]] | None = field(default=None, compare=False)
     matches: Callable[[Any], bool] | None = field(default=None, compare=False, repr=False)
+    prompt_set: str = "english"
+    known_neurons: Mapping[str, tuple[tuple[int, int], ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -115,11 +138,39 @@ class ModelProfile:
         for preset, text in self.patchscope_presets.items():
             if "{x}" not in text:
                 raise ValueError(f"patchscope preset {preset!r} = {text!r} must contain the placeholder '{{x}}'")
+        if self.prompt_set not in PROMPT_SETS:
+            raise ValueError(
+                f"prompt_set {self.prompt_set!r} is not a known prompt collection; allowed: "
+                + ", ".join(map(repr, PROMPT_SETS))
+            )
+        object.__setattr__(self, "known_neurons", _check_known_neurons(self.known_neurons))
 
     @property
     def chat(self) -> bool:
         """True when the model has a chat format (prompts are wrapped by default)."""
         return self.chat_template is not None
+
+
+def _check_known_neurons(known: Any) -> Mapping[str, tuple[tuple[int, int], ...]]:
+    """`known_neurons` as a read-only mapping of tuples, or a ValueError naming the bad entry."""
+    allowed = "a mapping of behaviour name -> ((layer, neuron), ...) with non-negative ints"
+    if not isinstance(known, Mapping):
+        raise ValueError(f"known_neurons {known!r} must be {allowed}")
+    out = {}
+    for behaviour, neurons in known.items():
+        if not isinstance(behaviour, str) or not behaviour:
+            raise ValueError(f"known_neurons key {behaviour!r} must be a non-empty string ({allowed})")
+        pairs = tuple(neurons) if isinstance(neurons, Sequence) and not isinstance(neurons, str) else None
+        ok = bool(pairs) and all(
+            isinstance(p, Sequence) and len(p) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in p)
+            for p in pairs
+        )
+        if not ok:
+            raise ValueError(f"known_neurons[{behaviour!r}] = {neurons!r} must be a non-empty tuple of "
+                             "(layer, neuron) pairs of non-negative ints, e.g. ((10, 2096), (9, 1094))")
+        out[behaviour] = tuple((int(layer), int(i)) for layer, i in pairs)
+    return MappingProxyType(out)
 
 
 _REGISTRY: dict[str, ModelProfile] = {}
@@ -252,6 +303,11 @@ def _load_builtin() -> None:
         chat_template="<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n",
         matches=_gemma_it,
     ), family=True)
+    # GPT-2 small: what derive_profile gives it (no chat template, the defaults) plus its published
+    # neurons; transformer-lens names it "gpt2", "gpt2-small" is its alias
+    gpt2 = ModelProfile(name="gpt2", known_neurons={"number agreement": GPT2_NUMBER_NEURONS})
+    register_profile(gpt2)
+    register_profile(replace(gpt2, name="gpt2-small"))
     import interp.core.smollm2  # noqa: F401  (registers SmolLM2-135M-Instruct's profile)
     import interp.toy.profile  # noqa: F401  (registers the built-in model's profile)
 

@@ -1,9 +1,11 @@
-"""The built-in model's profile: its chat format, refusal token, patchscope prompts and corpus.
+"""The built-in model's profile: its chat format, refusal token, patchscope prompts, corpus, prompts.
 
 The built-in model was trained on `user : <request> assistant :` turns, refuses with
 `i cannot help with that .`, copies words after the few-shot prefix `cat -> cat ; dog -> dog ;
-paris -> paris ;`, and reads lower-case facts (`the capital of x is`). Registering that here is
-what lets every technique treat it like any other model (see `interp.core.profiles`).
+paris -> paris ;`, and reads lower-case facts (`the capital of x is`). Its word-level vocabulary
+reads only prompts made from its own corpus (`prompt_set="toy"`), not the bundled English sets.
+Registering that here is what lets every technique treat it like any other model (see
+`interp.core.profiles`).
 """
 
 from __future__ import annotations
@@ -32,4 +34,5 @@ PROFILE = register_profile(ModelProfile(
         "continent": "{x} is a country in",
     },
     default_corpus=toy_corpus,
+    prompt_set="toy",
 ))
