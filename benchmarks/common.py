@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import random
 import threading
 import time
 import tracemalloc
@@ -38,8 +39,9 @@ def interleaved_samples(
     fns: dict[str, Callable[[], object]], device: torch.device | str | None = None, *, rounds: int = 7,
     warmup: int = 1,
 ) -> dict[str, list[float]]:
-    """Every timed run of each function in seconds, the functions taking turns each round, so a
-    busy spell slows them alike instead of whichever happened to run during it.
+    """Every timed run of each function in seconds, the functions taking turns each round (in a
+    seeded random order per round), so a busy spell slows them alike instead of whichever
+    happened to run during it.
 
     On a CPU the clock is the process's CPU time with one torch thread: on a shared machine wall
     time also counts the time other processes hold the cores, which says nothing about either
@@ -54,9 +56,14 @@ def interleaved_samples(
     if cpu:
         torch.set_num_threads(1)
     times: dict[str, list[float]] = {name: [] for name in fns}
+    order = random.Random(0)
     try:
         for i in range(warmup + rounds):
-            for name, fn in fns.items():
+            # a fresh order each round: no side always runs first, after the same neighbour, or
+            # on caches its predecessor left warm
+            for name in order.sample(list(fns), len(fns)):
+                fn = fns[name]
+                gc.collect()  # no side pays for another's garbage
                 sync()
                 start = clock()
                 fn()
