@@ -23,6 +23,7 @@ from jaxtyping import Int
 from transformer_lens import HookedTransformer
 
 from interp.core.checks import check_hook_pairs, check_token_ids
+from interp.core.lowmem import low_memory_activations
 
 #: site -> hook-name template; `{layer}` is the block index.
 SITES: dict[str, str] = {
@@ -211,6 +212,9 @@ def harvest(
     block's `resid_pre`, that block does not run at all: its input is what the blocks before it
     return.
 
+    The MLP activations run as their bitwise-equal low-memory twins during the call
+    (`low_memory_activations`): the same numbers, a smaller transient peak.
+
     Example:
         >>> tokens, mask = interp.tokenize(model, prompts)
         >>> acts = harvest(model, tokens, [("resid_post", 2)], attention_mask=mask)
@@ -225,7 +229,8 @@ def harvest(
     entry = SITES["resid_pre"].format(layer=deepest)
     stop_before = all(layer_of(n) < deepest or n == entry for n in names)  # skip block `deepest` itself
     hooks = [n for n in names if not (stop_before and n == entry)]
-    with record(model, hooks, select=select) if hooks else nullcontext({}) as store:
+    recorder = record(model, hooks, select=select) if hooks else nullcontext({})
+    with low_memory_activations(model), recorder as store:
         out = model(tokens, attention_mask=attention_mask, stop_at_layer=deepest + (not stop_before))
     if stop_before:  # what blocks[:deepest] return is block `deepest`'s resid_pre
         store[entry] = (select(out) if select is not None else out).detach()
