@@ -235,7 +235,7 @@ def test_fast_is_ignored_where_blocks_are_not_gpt2_like(gemma2_like):
 
 
 @pytest.mark.parametrize("mode", ["add", "ablate"])
-def test_steer_runs_lean_and_lays_out_once_with_the_same_text(gpt2_family, mode, monkeypatch):
+def test_steer_runs_lean_without_relaying_weights_with_the_same_text(gpt2_family, mode, monkeypatch):
     import interp.core.generation as generation
     from interp.steering import SteeringVector, steer
 
@@ -248,7 +248,27 @@ def test_steer_runs_lean_and_lays_out_once_with_the_same_text(gpt2_family, mode,
     entries, targets = [], generation._targets
     monkeypatch.setattr(generation, "_targets", lambda m: entries.append(m) or targets(m))
     quick = steer(model, _prompts(model), vector, **kw)  # fast by default
-    assert len(entries) == 1, "steer re-laid the weights out more than once"
+    assert entries == [], "lean blocks read the weights as stored: nothing is re-laid out"
+    steer(model, _prompts(model), vector, fast=False, **kw)
+    assert len(entries) == 1, "transformer-lens blocks: the weights are re-laid out once per steer call"
     assert quick.steered == slow.steered and quick.baseline == slow.baseline
     assert quick.steered != quick.baseline, "the vector changed nothing: the comparison is empty"
     assert strides == {n: p.stride() for n, p in model.named_parameters()}
+
+
+def test_lean_blocks_read_a_weight_edited_between_calls(gpt2_like):
+    """The fused query/key/value matrix lives for one call: an edit made in between (even
+    through `.data`, which no version counter sees) is what the next call reads."""
+    tokens, mask = tokenize(gpt2_like, PROMPTS)
+    kw = dict(attention_mask=mask, max_new_tokens=5, stop_at_eos=False, fast=True)
+    before = generate(gpt2_like, tokens, **kw)
+    w_q = gpt2_like.blocks[0].attn.W_Q
+    saved = w_q.data.clone()
+    try:
+        w_q.data.mul_(-8.0)
+        edited = generate(gpt2_like, tokens, **kw)
+        assert torch.equal(edited, generate(gpt2_like, tokens, **{**kw, "fast": False}))
+        assert not torch.equal(edited, before), "the edit changed nothing: the check is empty"
+    finally:
+        w_q.data.copy_(saved)
+    assert torch.equal(generate(gpt2_like, tokens, **kw), before)

@@ -44,7 +44,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -231,7 +231,8 @@ def generate(
         stop_at_eos, eos_token_id: stop each row at EOS (the tokenizer's unless given; a list
             of ids stops at any of them). A stopped row is filled with EOS (the first id given),
             and the loop ends early once every row has stopped.
-        layout: run inside `linear_layout(model)` (bitwise-equal logits, faster).
+        layout: run inside `linear_layout(model)` (bitwise-equal logits, faster), unless every
+            block runs lean (`fast`), which reads the weights as stored.
         fast: run GPT-2-family blocks as `interp.core.lean.lean_block` (fused layer norm, PyTorch's
             `scaled_dot_product_attention`): about 15% less time per step at batch 1 on a CPU,
             logits equal to transformer-lens' within float rounding (~1e-6) but not bitwise, so
@@ -259,15 +260,18 @@ def generate(
     if do_sample and seed is not None:
         rng = torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else [])
 
-    with torch.inference_mode(), rng, hooked(model, hooks), linear_layout(model) if layout else nullcontext():
+    with torch.inference_mode(), rng, hooked(model, hooks), ExitStack() as stack:
+        lean = lean_plan(model) if fast else None
+        if layout and not (lean is not None and all(lean)):  # lean blocks copy no weights
+            stack.enter_context(linear_layout(model))
         if do_sample and seed is not None:
             torch.manual_seed(seed)
         cache = TransformerLensKeyValueCache.init_cache(model.cfg, device, batch)
-        lean = lean_plan(model) if fast else None
         one = torch.ones((batch, 1), dtype=attention_mask.dtype, device=device)
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
         new: list[torch.Tensor] = []
-        logits = prompt_logits(model, tokens, attention_mask, cache, lean)
+        store: dict = {}  # the lean blocks' fused weights, for this call only
+        logits = prompt_logits(model, tokens, attention_mask, cache, lean, store)
         for step in range(max_new_tokens):
             if do_sample:
                 seen = torch.cat([tokens, *new], dim=1) if freq_penalty > 0 else None
@@ -283,5 +287,5 @@ def generate(
             new.append(token[:, None])
             if step + 1 == max_new_tokens or (stops is not None and bool(finished.all())):
                 break
-            logits = prompt_logits(model, token[:, None], one, cache, lean)
+            logits = prompt_logits(model, token[:, None], one, cache, lean, store)
     return torch.cat(new, dim=1)

@@ -86,34 +86,61 @@ def _layer_norm(ln: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return y.to(dtype)
 
 
-def lean_block(block: torch.nn.Module, resid: torch.Tensor, entry, mask: torch.Tensor) -> torch.Tensor:
+def _fused_qkv(attn: torch.nn.Module, store: dict | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`W_Q`, `W_K`, `W_V` `[heads, d_model, d_head]` as one `[3 * heads * d_head, d_model]`
+    matrix and its bias, so the three projections are one matrix product. Built once per call
+    (`store` is that call's; d_model x 3 d_model floats, 7 MB a GPT-2-small layer), never kept
+    across calls: a weight edited in between is always read fresh."""
+    if store is not None and attn in store:
+        return store[attn]
+    with torch.no_grad():
+        w = torch.cat([p.detach().permute(0, 2, 1).reshape(-1, p.shape[1]) for p in (attn.W_Q, attn.W_K, attn.W_V)])
+        b = torch.cat([p.detach().reshape(-1) for p in (attn.b_Q, attn.b_K, attn.b_V)])
+    if store is not None:
+        store[attn] = (w, b)
+    return w, b
+
+
+def lean_block(
+    block: torch.nn.Module, resid: torch.Tensor, entry, mask: torch.Tensor, store: dict | None = None
+) -> torch.Tensor:
     """One GPT-2-family block over `resid` `[batch, pos, d_model]`, extending the cache `entry`;
-    `mask` is the full `[batch, cached + pos]` attention mask. Only `BLOCK_HOOKS` fire."""
+    `mask` is the full `[batch, cached + pos]` attention mask. Only `BLOCK_HOOKS` fire. The
+    query/key/value projection is one fused matrix, built once per `store` (a dict the caller
+    keeps for one generation); `W_O`, `W_in`, `W_out` and `W_U` are read as stored, uncopied."""
     f = torch.nn.functional
     resid = block.hook_resid_pre(resid)
     attn, x = block.attn, _layer_norm(block.ln1, resid)
     b, p, _ = x.shape
     heads, d_head = attn.cfg.n_heads, attn.cfg.d_head
-
-    def project(w: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        out = f.linear(x, w.permute(0, 2, 1).reshape(heads * d_head, -1), bias.reshape(-1))
-        return out.view(b, p, heads, d_head)
-
-    q = project(attn.W_Q, attn.b_Q)
+    w_qkv, b_qkv = _fused_qkv(attn, store)
+    q, k, v = f.linear(x, w_qkv, b_qkv).view(b, p, 3, heads, d_head).unbind(2)
     offset = entry.past_keys.size(1)
-    k, v = entry.append(project(attn.W_K, attn.b_K), project(attn.W_V, attn.b_V))
+    k, v = entry.append(k, v)
     keys = torch.arange(k.shape[1], device=x.device)
     causal = keys[None, :] <= torch.arange(offset, offset + p, device=x.device)[:, None]
     allowed = causal[None, None] & mask.bool()[:, None, None, :]
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
     z = f.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=1.0 / attn.attn_scale)
     z = torch.nan_to_num(z, nan=0.0).transpose(1, 2).reshape(b, p, heads * d_head)  # all-pad rows: 0
-    w_o = attn.W_O.permute(2, 0, 1).reshape(-1, heads * d_head)
-    resid = block.hook_resid_mid(resid + block.hook_attn_out(f.linear(z, w_o, attn.b_O)))
+    w_o = attn.W_O.reshape(heads * d_head, -1)  # a view, read transposed by `linear`
+    resid = block.hook_resid_mid(resid + block.hook_attn_out(f.linear(z, w_o.t(), attn.b_O)))
     mlp, h = block.mlp, _layer_norm(block.ln2, resid).view(b * p, -1)
     h = f.gelu(torch.addmm(mlp.b_in, h, mlp.W_in), approximate=_GELU[block.cfg.act_fn])
     mlp_out = block.hook_mlp_out(torch.addmm(mlp.b_out, h, mlp.W_out).view(b, p, -1))
     return block.hook_resid_post(resid + mlp_out)
+
+
+def lean_logits(model: HookedTransformer, resid: torch.Tensor) -> torch.Tensor:
+    """`final_logits` for a lean model without copying `W_U`: the fused final layer norm and one
+    matrix product reading `W_U` `[d_model, d_vocab]` as stored (transformer-lens' `Unembed`
+    copies its transpose, 154 MB for GPT-2, on every call). Falls back to `final_logits` when a
+    hook sits in `ln_final` or on the unembedding."""
+    hooked_here = any(m._forward_hooks for m in (*model.ln_final.modules(), *model.unembed.modules()))
+    if hooked_here:
+        return final_logits(model, resid)
+    x = _layer_norm(model.ln_final, resid)
+    return torch.nn.functional.linear(x, model.unembed.W_U.t(), model.unembed.b_U)
 
 
 def prompt_logits(
@@ -122,17 +149,21 @@ def prompt_logits(
     mask: torch.Tensor,
     cache: TransformerLensKeyValueCache,
     lean: Sequence[bool] | None = None,
+    store: dict | None = None,
 ) -> torch.Tensor:
     """Run `tokens` `[batch, pos]` through every block (extending `cache`), then read out the
     last position only `[batch, vocab]`: the prompt's other positions are never unembedded.
-    `lean[i]` runs block i as `lean_block` instead of transformer-lens' forward (see `lean_plan`)."""
+    `lean[i]` runs block i as `lean_block` instead of transformer-lens' forward (see `lean_plan`);
+    pass one `store` dict to every call of a generation so the lean blocks build their fused
+    weights once."""
     if lean is None:
         resid = model(tokens, attention_mask=mask, past_kv_cache=cache, stop_at_layer=model.cfg.n_layers)
     else:
         resid, _, _, full_mask = model.input_to_embed(tokens, attention_mask=mask, past_kv_cache=cache)
         for i, block in enumerate(model.blocks):
             if lean[i]:
-                resid = lean_block(block, resid, cache[i], full_mask)
+                resid = lean_block(block, resid, cache[i], full_mask, store)
             else:
                 resid = block(resid, past_kv_cache_entry=cache[i], attention_mask=full_mask)
+        return lean_logits(model, resid[:, -1:])[:, 0]
     return final_logits(model, resid[:, -1:])[:, 0]

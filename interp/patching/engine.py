@@ -176,11 +176,11 @@ def _run_rows(
     """The patched prompt pass (hooks on; row 0 is dropped after it when it is the source), then
     hook-free greedy steps on the KV cache, which already holds the patched keys and values
     (`cache` may be None when only one token is generated)."""
-    steps = cache
+    steps, store = cache, {}  # `store`: the lean blocks' fused weights, for this call only
     if steps is None:  # the lean blocks attend over a cache; one token generated needs no copy of it
         steps = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, tokens.shape[0])
     with hooked(model, hooks):
-        logits = prompt_logits(model, tokens, mask, steps, lean_plan(model)).float()
+        logits = prompt_logits(model, tokens, mask, steps, lean_plan(model), store).float()
     if source_row:
         if cache is not None:
             _drop_first_row(cache)
@@ -203,7 +203,7 @@ def _run_rows(
     for _ in range(max_new_tokens - 1):
         if bool(done.all()):
             break
-        nxt = prompt_logits(model, nxt[:, None], ones, steps, plan).argmax(-1)
+        nxt = prompt_logits(model, nxt[:, None], ones, steps, plan, store).argmax(-1)
         generated.append(nxt)
         if eos is not None:
             done = done | (nxt == eos)

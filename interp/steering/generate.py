@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from interp.core.checks import (MISSING, check_context, check_count, check_flag,
                                  check_seed, renamed)
 from interp.core.generation import generate, linear_layout
 from interp.core.hooks import hooked
+from interp.core.lean import lean_ok
 from interp.core.results import Result
 from interp.core.tokens import encode, maybe_chat, tokenize
 from interp.steering.edits import check_apply_to
@@ -220,7 +222,10 @@ def steer(
     kwargs = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, **generation)
     steered: list[str] = []
     batches = range(0, len(texts), batch_size)
-    with linear_layout(model):  # re-laid out once for every batch, steered and baseline
+    # transformer-lens blocks read their weights re-laid out (once for every batch, steered and
+    # baseline); lean GPT-2-family blocks read them as stored
+    lean = generation.get("fast", True) and lean_ok(model)
+    with nullcontext() if lean else linear_layout(model):
         for start in tqdm(batches, desc="steer", leave=False, disable=len(batches) <= 1):
             hooks = vector_hooks(model, vector, layer=layer, alpha=alpha, mode=mode, apply_to=apply_to)
             with hooked(model, hooks):  # a fresh pass count per batch
