@@ -107,7 +107,7 @@ def lean_block(
     """One GPT-2-family block over `resid` `[batch, pos, d_model]`, extending the cache `entry`;
     `mask` is the full `[batch, cached + pos]` attention mask. Only `BLOCK_HOOKS` fire. The
     query/key/value projection is one fused matrix, built once per `store` (a dict the caller
-    keeps for one generation); `W_O`, `W_in`, `W_out` and `W_U` are read as stored, uncopied."""
+    keeps for one generation); `W_O`, `W_in` and `W_out` are read as stored, uncopied."""
     f = torch.nn.functional
     resid = block.hook_resid_pre(resid)
     attn, x = block.attn, _layer_norm(block.ln1, resid)
@@ -129,18 +129,6 @@ def lean_block(
     h = f.gelu(torch.addmm(mlp.b_in, h, mlp.W_in), approximate=_GELU[block.cfg.act_fn])
     mlp_out = block.hook_mlp_out(torch.addmm(mlp.b_out, h, mlp.W_out).view(b, p, -1))
     return block.hook_resid_post(resid + mlp_out)
-
-
-def lean_logits(model: HookedTransformer, resid: torch.Tensor) -> torch.Tensor:
-    """`final_logits` for a lean model without copying `W_U`: the fused final layer norm and one
-    matrix product reading `W_U` `[d_model, d_vocab]` as stored (transformer-lens' `Unembed`
-    copies its transpose, 154 MB for GPT-2, on every call). Falls back to `final_logits` when a
-    hook sits in `ln_final` or on the unembedding."""
-    hooked_here = any(m._forward_hooks for m in (*model.ln_final.modules(), *model.unembed.modules()))
-    if hooked_here:
-        return final_logits(model, resid)
-    x = _layer_norm(model.ln_final, resid)
-    return torch.nn.functional.linear(x, model.unembed.W_U.t(), model.unembed.b_U)
 
 
 def prompt_logits(
@@ -165,5 +153,5 @@ def prompt_logits(
                 resid = lean_block(block, resid, cache[i], full_mask, store)
             else:
                 resid = block(resid, past_kv_cache_entry=cache[i], attention_mask=full_mask)
-        return lean_logits(model, resid[:, -1:])[:, 0]
+        return final_logits(model, resid[:, -1:], copy_free=True)[:, 0]
     return final_logits(model, resid[:, -1:])[:, 0]

@@ -39,11 +39,16 @@ def soft_cap(model: HookedTransformer, logits: torch.Tensor) -> torch.Tensor:
 
 
 def final_logits(
-    model: HookedTransformer, resid: Float[torch.Tensor, "... d_model"]
+    model: HookedTransformer, resid: Float[torch.Tensor, "... d_model"], *, copy_free: bool = False
 ) -> Float[torch.Tensor, "... d_vocab"]:
     """Decode residual-stream vectors the way the model decodes its last layer.
 
-    `final_logits(model, resid_post[-1])` equals the model's logits.
+    `final_logits(model, resid_post[-1])` equals the model's logits bitwise. transformer-lens'
+    `Unembed` gets there by copying `W_U`'s transpose (154 MB for GPT-2) on every call;
+    `copy_free=True` reads `W_U` as stored instead: equal to float rounding (on a CPU bitwise
+    from about 8 rows, ~1e-5 apart below), for read-outs that call it many times or on many
+    rows (the lens, generation steps). A hook on the unembedding's hook points is honoured
+    either way.
 
     Example:
         >>> final_logits(model, acts["blocks.2.hook_resid_post"]).shape
@@ -56,7 +61,10 @@ def final_logits(
     x = resid
     if model.cfg.normalization_type is not None:
         x = model.ln_final(x)
-    return soft_cap(model, model.unembed(x))
+    unembed = model.unembed
+    if copy_free and not (unembed.hook_in._forward_hooks or unembed.hook_out._forward_hooks):
+        return soft_cap(model, torch.nn.functional.linear(x, unembed.W_U.t(), unembed.b_U))
+    return soft_cap(model, unembed(x))
 
 
 def last_logits(

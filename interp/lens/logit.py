@@ -37,14 +37,12 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from contextlib import nullcontext
 
 import torch
 from jaxtyping import Int
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
-from interp.core.generation import linear_layout
 from interp.core.checks import check_count, check_flag, check_model, check_prompt, check_token_ids
 from interp.core.hooks import hook_name, record
 from interp.core.readout import final_logits
@@ -168,7 +166,7 @@ def lens_statistics(
     starts = range(0, resid.shape[1], step)
     on_cpu = resid.device.type == "cpu"
     for start in tqdm(starts, desc="logit lens", leave=False) if len(starts) >= 8 else starts:
-        logits = final_logits(model, resid[:, start : start + step]).float()  # [layer, p, vocab]
+        logits = final_logits(model, resid[:, start : start + step], copy_free=True).float()  # [layer, p, vocab]
         sub = max(1, CACHE_ELEMENTS // (logits.shape[0] * logits.shape[2])) if on_cpu else logits.shape[1]
         for s in range(0, logits.shape[1], sub):
             for key, value in _slice_statistics(logits[:, s : s + sub], tid, k).items():
@@ -269,10 +267,8 @@ def logit_lens(
         tokens, _ = tokenize(model, prompt, prepend_bos=prepend_bos)
     cols = read_positions(model, positions, tokens.shape[1])
     step = chunk_positions or max(1, CHUNK_ELEMENTS // ((model.cfg.n_layers + 1) * model.cfg.d_vocab))
-    # Several chunks: lay the weights out once instead of transformer-lens copying `W_U` per chunk.
-    with linear_layout(model) if len(cols) > step else nullcontext():
-        resid = layer_residuals(model, tokens, cols)  # [layer, pos, d_model]
-        stats = lens_statistics(model, resid, target_ids, k, step)
+    resid = layer_residuals(model, tokens, cols)  # [layer, pos, d_model]
+    stats = lens_statistics(model, resid, target_ids, k, step)  # W_U read as stored: no copy per chunk
 
     prompt_ids = tokens[0].tolist()
     unique = sorted({*prompt_ids, *target_ids, *stats["ids"].flatten().tolist()})
