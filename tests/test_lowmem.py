@@ -19,6 +19,7 @@ from interp.core.lowmem import (
     bitwise_equal,
     gelu_new_lowmem,
     low_memory_activations,
+    mlp_forward_lowmem,
     probe,
     uses_low_memory,
 )
@@ -75,7 +76,6 @@ def test_a_twin_that_differs_is_not_used(gpt2_like, monkeypatch):
     monkeypatch.setitem(TWINS, tl_acts.gelu_new, wrong)
     monkeypatch.setattr(lowmem, "_VERIFIED", {})
     with low_memory_activations(gpt2_like):
-        assert not uses_low_memory(gpt2_like)
         assert all(b.mlp.act_fn is tl_acts.gelu_new for b in gpt2_like.blocks)
 
 
@@ -83,33 +83,94 @@ def _acts(model):
     return [b.mlp.act_fn for b in model.blocks]
 
 
+def _lean_forwards(model):
+    """Per block: whether its MLP runs `mlp_forward_lowmem`."""
+    return [
+        getattr(b.mlp.__dict__.get("forward"), "__func__", None) is mlp_forward_lowmem for b in model.blocks
+    ]
+
+
+def _pristine(model) -> bool:
+    return (
+        _acts(model) == [tl_acts.gelu_new] * model.cfg.n_layers
+        and not any("forward" in b.mlp.__dict__ for b in model.blocks)
+        and not uses_low_memory(model)
+    )
+
+
 def test_swap_and_restore(gpt2_like):
-    assert _acts(gpt2_like) == [tl_acts.gelu_new] * gpt2_like.cfg.n_layers
+    assert _pristine(gpt2_like)
     with low_memory_activations(gpt2_like):
         assert _acts(gpt2_like) == [gelu_new_lowmem] * gpt2_like.cfg.n_layers
+        assert all(_lean_forwards(gpt2_like))
         assert uses_low_memory(gpt2_like)
         with low_memory_activations(gpt2_like):  # nested
             assert uses_low_memory(gpt2_like)
         assert uses_low_memory(gpt2_like)  # the outer block still holds it
-    assert _acts(gpt2_like) == [tl_acts.gelu_new] * gpt2_like.cfg.n_layers
-    assert not uses_low_memory(gpt2_like)
+        assert all(_lean_forwards(gpt2_like))
+    assert _pristine(gpt2_like)
+
+
+def test_mlp_forward_twin_is_bitwise_equal_and_hooks_still_act(gpt2_like):
+    mlp = gpt2_like.blocks[1].mlp
+    x = torch.randn(3, 7, gpt2_like.cfg.d_model) * 3
+    with torch.inference_mode():
+        assert bitwise_equal(mlp_forward_lowmem(mlp, x), mlp(x))
+    tokens = _tokens(gpt2_like)
+
+    def double(act, hook):
+        return act * 2
+
+    hooks = [("blocks.0.mlp.hook_pre", double), ("blocks.1.mlp.hook_post", double)]
+    with torch.inference_mode():
+        expected = gpt2_like.run_with_hooks(tokens, fwd_hooks=hooks)
+        with low_memory_activations(gpt2_like):
+            got = gpt2_like.run_with_hooks(tokens, fwd_hooks=hooks)
+    assert bitwise_equal(got, expected)
+    assert not bitwise_equal(expected, gpt2_like(tokens))  # the hooks did act
+
+
+def test_a_layer_norm_activation_keeps_its_forward(word_tokenizer):
+    model = _model(gpt2_like_config(len(word_tokenizer), act_fn="solu_ln"), word_tokenizer, seed=0)
+    with low_memory_activations(model):
+        assert not any(_lean_forwards(model))
+        assert all(b.mlp.act_fn is TWINS[tl_acts.solu] for b in model.blocks)
+    assert all(b.mlp.act_fn is tl_acts.solu for b in model.blocks)
 
 
 def test_restored_when_the_block_raises(gpt2_like):
     with pytest.raises(RuntimeError, match="inside"):
         with low_memory_activations(gpt2_like):
             raise RuntimeError("inside")
-    assert _acts(gpt2_like) == [tl_acts.gelu_new] * gpt2_like.cfg.n_layers
+    assert _pristine(gpt2_like)
     assert not lowmem._SWAPS[gpt2_like].users
 
 
-def test_an_act_fn_replaced_inside_the_block_is_kept(word_tokenizer):
+def test_an_attribute_replaced_inside_the_block_is_kept(word_tokenizer):
     model = _model(gpt2_like_config(len(word_tokenizer)), word_tokenizer, seed=0)
     mine = torch.nn.functional.relu
+
+    def my_forward(x):
+        return x
+
     with low_memory_activations(model):
         model.blocks[1].mlp.act_fn = mine
+        model.blocks[2].mlp.forward = my_forward
     assert model.blocks[1].mlp.act_fn is mine
+    assert model.blocks[2].mlp.forward is my_forward
     assert model.blocks[0].mlp.act_fn is tl_acts.gelu_new
+    assert "forward" not in model.blocks[0].mlp.__dict__
+    assert "forward" not in model.blocks[1].mlp.__dict__
+
+
+def test_an_mlp_whose_forward_is_patched_is_left_alone(word_tokenizer):
+    model = _model(gpt2_like_config(len(word_tokenizer)), word_tokenizer, seed=0)
+    patched = model.blocks[0].mlp.forward  # a bound method set on the instance
+    model.blocks[0].mlp.forward = patched
+    with low_memory_activations(model):
+        assert model.blocks[0].mlp.__dict__["forward"] is patched
+        assert _lean_forwards(model) == [False, True, True]
+    assert model.blocks[0].mlp.__dict__["forward"] is patched
 
 
 def test_activations_without_a_twin_are_left_alone(gemma2_like):
@@ -175,8 +236,7 @@ def test_harvest_uses_the_low_memory_path_and_restores(gpt2_like):
 
     interp.harvest(gpt2_like, _tokens(gpt2_like), [("mlp_post", 2)], select=select)
     assert seen == [(True, [gelu_new_lowmem] * gpt2_like.cfg.n_layers)]
-    assert _acts(gpt2_like) == [tl_acts.gelu_new] * gpt2_like.cfg.n_layers
-    assert not uses_low_memory(gpt2_like)
+    assert _pristine(gpt2_like)
 
 
 def test_harvest_that_raises_inside_restores_act_fn_and_hooks(gpt2_like):
@@ -185,8 +245,7 @@ def test_harvest_that_raises_inside_restores_act_fn_and_hooks(gpt2_like):
 
     with pytest.raises(RuntimeError, match="select failed"):
         interp.harvest(gpt2_like, _tokens(gpt2_like), [("resid_post", 1)], select=select)
-    assert _acts(gpt2_like) == [tl_acts.gelu_new] * gpt2_like.cfg.n_layers
-    assert not uses_low_memory(gpt2_like)
+    assert _pristine(gpt2_like)
     assert count_hooks(gpt2_like) == 0
     assert not lowmem._SWAPS[gpt2_like].users
 
@@ -207,8 +266,7 @@ def test_a_block_held_by_one_thread_outlives_another_threads_exit(gpt2_like):
     assert uses_low_memory(gpt2_like)  # the other thread is still inside
     release.set()
     t.join(10)
-    assert not uses_low_memory(gpt2_like)
-    assert _acts(gpt2_like) == [tl_acts.gelu_new] * gpt2_like.cfg.n_layers
+    assert _pristine(gpt2_like)
 
 
 def test_two_threads_harvesting_one_model_get_bitwise_run_with_cache(gpt2_like):
@@ -237,7 +295,7 @@ def test_two_threads_harvesting_one_model_get_bitwise_run_with_cache(gpt2_like):
     for t in threads:
         t.join(60)
     assert not errors, errors
-    assert _acts(gpt2_like) == [tl_acts.gelu_new] * gpt2_like.cfg.n_layers
+    assert _pristine(gpt2_like)
     assert not lowmem._SWAPS[gpt2_like].users
     assert count_hooks(gpt2_like) == 0
 
@@ -253,3 +311,12 @@ def test_a_backward_through_a_swapped_model_gives_the_original_gradients(word_to
     for n, p in model.named_parameters():
         if n in expected:
             assert torch.equal(p.grad, expected[n]), n
+
+
+def test_an_mlp_forward_that_fails_its_check_is_not_swapped(word_tokenizer, monkeypatch):
+    model = _model(gpt2_like_config(len(word_tokenizer)), word_tokenizer, seed=0)
+    monkeypatch.setattr(lowmem, "_MLP_VERIFIED", [False])
+    with low_memory_activations(model):
+        assert not any(_lean_forwards(model))
+        assert _acts(model) == [gelu_new_lowmem] * model.cfg.n_layers
+    assert _pristine(model)

@@ -21,13 +21,16 @@ subnormal-sized `x`, where `y` is exactly 1 and both sides are `round(x / 2)`.
 
 `low_memory_activations(model)` swaps the MLP modules' `act_fn` for its twin for the duration of
 a `with` block (what transformer-lens' MLPs call is the plain function stored in `act_fn`), and
-puts the originals back on any exit. Each twin is checked bitwise against the installed
-original once per process on a probe of many magnitudes, and is used only if equal, so a
-transformer-lens release that rewrote its activations would turn the swap off rather than
-change a number. The swap is per model, reference-counted under a lock: blocks nest and two
-threads may hold one on a shared model at once; the first to enter swaps, the last to leave
-restores. A twin called where autograd records (grad enabled and an input that requires it)
-runs the original, since in-place operators would break the backward pass.
+a plain `MLP`'s forward for one with the same operations that lets the pre-activation go as soon
+as the activation has read it (transformer-lens' keeps it alive through the output projection),
+and puts the originals back on any exit. Each twin is checked bitwise against the installed
+original once per process on a probe of many magnitudes (the forward on a fresh small MLP), and
+is used only if equal, so a transformer-lens release that rewrote its activations would turn
+the swap off rather than change a number. The swap is per model, reference-counted under a
+lock: blocks nest and two threads may hold one on a shared model at once; the first to enter
+swaps, the last to leave restores. A twin called where autograd records (grad enabled and an
+input that requires it) runs the original, since in-place operators would break the backward
+pass.
 
 Example:
     >>> with low_memory_activations(model):
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import math
 import threading
+import types
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,8 +52,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
-from transformer_lens import HookedTransformer
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens.components.mlps.mlp import MLP
 from transformer_lens.utilities import activation_functions as _tl_acts
+from transformer_lens.utilities.addmm import batch_addmm
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
@@ -184,25 +190,64 @@ def _twin_of(fn: object) -> Activation | None:
     return twin if _VERIFIED[fn] else None
 
 
+def mlp_forward_lowmem(
+    self: MLP, x: Float[torch.Tensor, "batch pos d_model"]
+) -> Float[torch.Tensor, "batch pos d_model"]:
+    """transformer-lens' `MLP.forward`, the same operations on the same operands, holding no
+    name for the pre-activation: it is freed as soon as the activation returns (unless a hook
+    kept it) instead of living through the output projection.
+
+    Example:
+        >>> torch.equal(mlp_forward_lowmem(mlp, x), mlp(x))
+        True
+    """
+    post = self.hook_post(self.act_fn(self.hook_pre(batch_addmm(self.b_in, self.W_in, x))))
+    return batch_addmm(self.b_out, self.W_out, post)
+
+
+_MLP_VERIFIED: list[bool] = []
+
+
+def _lean_mlp(module: torch.nn.Module) -> bool:
+    """Whether `module` is a plain transformer-lens `MLP` whose forward may be swapped: exactly
+    that class, not patched on the instance, no layer-norm activation (SoLU's `ln` step), and the
+    installed `MLP.forward` bitwise equal to `mlp_forward_lowmem` on a fresh MLP (checked once)."""
+    if type(module) is not MLP or "forward" in module.__dict__ or module.cfg.is_layer_norm_activation():
+        return False
+    if not _MLP_VERIFIED:
+        cfg = HookedTransformerConfig(n_layers=1, d_model=16, d_head=4, d_mlp=64, n_ctx=8, act_fn="gelu_new")
+        g = torch.Generator().manual_seed(0)
+        fresh = MLP(cfg)
+        with torch.inference_mode():
+            for param in fresh.parameters():
+                param.copy_(torch.randn(param.shape, generator=g))
+            x = torch.randn(2, 8, 16, generator=g)
+            _MLP_VERIFIED.append(bitwise_equal(MLP.forward(fresh, x), mlp_forward_lowmem(fresh, x)))
+    return _MLP_VERIFIED[0]
+
+
 @dataclass
 class _Swap:
     users: int = 0
-    swapped: list[tuple[torch.nn.Module, Activation, Activation]] = field(default_factory=list)
+    #: (module, attribute, original or _MISSING, what we set)
+    swapped: list[tuple[torch.nn.Module, str, object, object]] = field(default_factory=list)
 
 
+_MISSING = object()
 _LOCK = threading.Lock()
 _SWAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @contextmanager
 def low_memory_activations(model: HookedTransformer) -> Iterator[HookedTransformer]:
-    """Inside the block, the model's MLP activations run as their low-memory twins.
+    """Inside the block, the model's MLPs run as their low-memory twins.
 
-    Outputs are bitwise equal (hooks see the same values); the peak memory of an MLP drops by
-    the temporaries the twin does not make (two `[batch, pos, d_mlp]` tensors for `gelu_new`).
-    Activations without a twin (`gelu`, `silu`, `relu`, ...: one kernel each already) are left
-    alone. The originals are put back on any exit; an `act_fn` that someone else replaced
-    inside the block is left as they set it.
+    Two swaps, each bitwise equal (hooks see the same values): `act_fn` becomes its twin (two
+    `[batch, pos, d_mlp]` temporaries fewer for `gelu_new`; activations without a twin, `gelu`,
+    `silu`, `relu`, ...: one kernel each already, are left alone), and a plain `MLP`'s forward
+    becomes `mlp_forward_lowmem` (the pre-activation is freed before the output projection).
+    The originals are put back on any exit; an attribute that someone else replaced inside the
+    block is left as they set it.
 
     Example:
         >>> with low_memory_activations(model):
@@ -216,7 +261,11 @@ def low_memory_activations(model: HookedTransformer) -> Iterator[HookedTransform
                 twin = _twin_of(original)
                 if twin is not None:
                     module.act_fn = twin
-                    state.swapped.append((module, original, twin))
+                    state.swapped.append((module, "act_fn", original, twin))
+                if _lean_mlp(module):
+                    bound = types.MethodType(mlp_forward_lowmem, module)
+                    module.forward = bound
+                    state.swapped.append((module, "forward", _MISSING, bound))
         state.users += 1
     try:
         yield model
@@ -224,18 +273,25 @@ def low_memory_activations(model: HookedTransformer) -> Iterator[HookedTransform
         with _LOCK:
             state.users -= 1
             if state.users == 0:
-                for module, original, twin in state.swapped:
-                    if module.__dict__.get("act_fn") is twin:
-                        module.act_fn = original
+                for module, name, original, ours in reversed(state.swapped):
+                    if module.__dict__.get(name) is ours:
+                        if original is _MISSING:
+                            del module.__dict__[name]
+                        else:
+                            setattr(module, name, original)
                 state.swapped.clear()
 
 
 def uses_low_memory(model: HookedTransformer) -> bool:
-    """Whether some MLP of `model` runs a low-memory twin right now (inside the block).
+    """Whether some MLP of `model` runs a low-memory twin (activation or forward) right now.
 
     Example:
         >>> with low_memory_activations(gpt2):
         ...     uses_low_memory(gpt2)
         True
     """
-    return any(module.__dict__.get("act_fn") in TWINS.values() for module in model.modules())
+    return any(
+        module.__dict__.get("act_fn") in TWINS.values()
+        or getattr(module.__dict__.get("forward"), "__func__", None) is mlp_forward_lowmem
+        for module in model.modules()
+    )
