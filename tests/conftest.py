@@ -124,3 +124,17 @@ def toy_model():
         pytest.skip("built-in model weights not trained yet")
 
     return interp.load_model("toy", device="cpu")
+
+
+def experiment_module(name: str):
+    """`experiments/<name>.py` imported as a module (the scripts are not a package)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"experiment_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module

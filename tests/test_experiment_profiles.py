@@ -10,10 +10,7 @@ computes those neurons' ablation effects on a GPT-2-small-shaped random model (1
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,17 +18,8 @@ from transformer_lens import HookedTransformer
 
 import interp
 from interp.core.profiles import GPT2_NUMBER_NEURONS, PROMPT_SETS, ModelProfile, derive_profile
-from conftest import gpt2_like_config
+from conftest import experiment_module, gpt2_like_config
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(f"experiment_{name}", EXPERIMENTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +109,7 @@ def test_other_gpt2_sizes_list_no_neurons(word_tokenizer):
 
 
 def test_singular_plural_anchor_step_ablates_the_gpt2_neurons(gpt2_shaped):
-    sp = _module("singular_plural_neurons")
+    sp = experiment_module("singular_plural_neurons")
     # a gpt2 profile reads English: the bundled nouns, cased (not the built-in corpus)
     train, held = sp.prompt_sets(gpt2_shaped, sp.Config(n_train=4, n_heldout=4))
     assert len(train) == len(held) == 4 and all(p.prompt.startswith("The ") for p in train + held)
@@ -162,13 +150,13 @@ def test_singular_plural_anchor_step_ablates_the_gpt2_neurons(gpt2_shaped):
 
 
 def test_no_anchors_without_known_neurons(gpt2_like):
-    sp = _module("singular_plural_neurons")
+    sp = experiment_module("singular_plural_neurons")
     held = [sp.Item("the key to the cabinets", False, "is", "are")]
     assert sp.known_neurons(gpt2_like, held, held) == {}  # tiny-gpt2: its profile lists none
 
 
 def test_a_shrunken_gpt2_skips_neurons_it_lacks(word_tokenizer):
-    sp = _module("singular_plural_neurons")
+    sp = experiment_module("singular_plural_neurons")
     cfg = gpt2_like_config(len(word_tokenizer), model_name="gpt2")
     model = HookedTransformer(cfg, tokenizer=word_tokenizer)
     held = [sp.Item("the key to the cabinets", False, "is", "are")]
@@ -179,7 +167,7 @@ def test_experiments_pick_prompts_by_prompt_set(gpt2_shaped, toy_model):
     """English for a gpt2 profile, the built-in corpus for the toy profile (which the quick runs in
     test_experiments.py check end to end)."""
     names = ("logit_lens", "task_vectors", "backpatching", "refusal_direction")
-    lens, tv, bp, rd = (_module(n) for n in names)
+    lens, tv, bp, rd = (experiment_module(n) for n in names)
     assert lens.prompt_set(toy_model, lens.Config(n_prompts=2))[0][0].startswith("the capital of ")
     english = ["antonyms", "country_capital", "english_french"]
     assert [t.name for t in tv.tasks_for(gpt2_shaped, tv.Config())] == english
@@ -190,6 +178,6 @@ def test_experiments_pick_prompts_by_prompt_set(gpt2_shaped, toy_model):
 
 
 def test_sae_features_asks_for_an_sae_where_none_is_shipped(gpt2_shaped, tmp_path):
-    sae = _module("sae_features")
+    sae = experiment_module("sae_features")
     with pytest.raises(ValueError, match=r"no SAE is shipped for 'gpt2' \(shipped: toy, .*--sae RELEASE"):
         sae.run(sae.Config(out=str(tmp_path)), model=gpt2_shaped)

@@ -9,29 +9,21 @@ script, the way people run them.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from conftest import experiment_module
 from interp.core.report import parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
 
 
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(f"experiment_{name}", EXPERIMENTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve string annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
 def _run(name: str, model, tmp_path: Path, *extra: str) -> dict:
-    module = _module(name)
+    module = experiment_module(name)
     cfg = parse_config(module.Config, ["--quick", "--out", str(tmp_path), *extra])
     summary = module.run(cfg, model=model)
     saved = json.loads((tmp_path / "summary.json").read_text())
@@ -150,7 +142,7 @@ def test_every_config_field_is_documented():
     for path in sorted(EXPERIMENTS.glob("*.py")):
         if path.name.startswith("_"):
             continue
-        module = _module(path.stem)
+        module = experiment_module(path.stem)
         docs = field_docs(module.Config)
         missing = [f.name for f in dataclasses.fields(module.Config) if f.name not in docs]
         assert not missing, f"{path.name}: Config fields without a docstring: {missing}"
