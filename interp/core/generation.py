@@ -21,7 +21,9 @@ nothing. `linear_layout(model)` gives a transformer-lens model the same: for the
 transformer-lens' own re-layout produces, so the re-layout becomes a free view instead of a
 copy, the same kernels run on the same bytes, and every logit is bitwise unchanged. Every hook
 point fires as before, because transformer-lens' own forward still runs. On exit the original
-tensors are put back.
+tensors are put back. With `fast=True` GPT-2-family blocks run lean (`interp.core.lean`: fused
+kernels, only the block-level hook points) and read every weight as stored, so then nothing is
+re-laid out at all.
 
 `generate(model, tokens, ...)` then runs the loop with nothing per step but the forward and
 one argmax (or one sample): the prompt batch is left-padded with an attention mask (positions
