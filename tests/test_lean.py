@@ -9,7 +9,6 @@ from interp.patching.patchscope import patchscope
 SOURCE = "the cat sat on the mat"
 
 
-
 @pytest.mark.parametrize("strategy", ["one_pass", "shared_prefix"])
 def test_lean_blocks_give_transformer_lens_results(gpt2_like, strategy, monkeypatch):
     """The sweep runs GPT-2-family blocks lean (interp.core.lean); with transformer-lens' own
