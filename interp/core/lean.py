@@ -93,9 +93,9 @@ def _fused_qkv(attn: torch.nn.Module, store: dict | None) -> tuple[torch.Tensor,
     across calls: a weight edited in between is always read fresh."""
     if store is not None and attn in store:
         return store[attn]
-    with torch.no_grad():
-        w = torch.cat([p.detach().permute(0, 2, 1).reshape(-1, p.shape[1]) for p in (attn.W_Q, attn.W_K, attn.W_V)])
-        b = torch.cat([p.detach().reshape(-1) for p in (attn.b_Q, attn.b_K, attn.b_V)])
+    with torch.no_grad():  # [3, heads, d_model, d_head] -> [3 * heads * d_head, d_model]: one copy
+        w = torch.stack((attn.W_Q, attn.W_K, attn.W_V)).transpose(-1, -2).reshape(-1, attn.W_Q.shape[1])
+        b = torch.stack((attn.b_Q, attn.b_K, attn.b_V)).reshape(-1)
     if store is not None:
         store[attn] = (w, b)
     return w, b
