@@ -181,3 +181,10 @@ def test_sae_features_asks_for_an_sae_where_none_is_shipped(gpt2_shaped, tmp_pat
     sae = experiment_module("sae_features")
     with pytest.raises(ValueError, match=r"no SAE is shipped for 'gpt2' \(shipped: toy, .*--sae RELEASE"):
         sae.run(sae.Config(out=str(tmp_path)), model=gpt2_shaped)
+
+
+def test_known_neurons_take_numpy_ints_as_every_index_argument_does():
+    import numpy as np
+
+    profile = ModelProfile("numpy-ints", known_neurons={"x": ((np.int64(1), np.int32(2)),)})
+    assert profile.known_neurons["x"] == ((1, 2),) and type(profile.known_neurons["x"][0][0]) is int

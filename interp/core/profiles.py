@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -163,7 +164,7 @@ def _check_known_neurons(known: Any) -> Mapping[str, tuple[tuple[int, int], ...]
         pairs = tuple(neurons) if isinstance(neurons, Sequence) and not isinstance(neurons, str) else None
         ok = bool(pairs) and all(
             isinstance(p, Sequence) and len(p) == 2
-            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in p)
+            and all(isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= 0 for x in p)
             for p in pairs
         )
         if not ok:

@@ -24,8 +24,8 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 import inspect
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 

@@ -177,10 +177,11 @@ def _run_rows(
     hook-free greedy steps on the KV cache, which already holds the patched keys and values
     (`cache` may be None when only one token is generated)."""
     steps, store = cache, {}  # `store`: the lean blocks' fused weights, for this call only
-    if steps is None:  # the lean blocks attend over a cache; one token generated needs no copy of it
-        steps = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, tokens.shape[0])
     with hooked(model, hooks):
-        logits = prompt_logits(model, tokens, mask, steps, lean_plan(model), store).float()
+        lean = lean_plan(model)  # with the patch hooks on: they sit on block-level points
+        if steps is None and lean is not None:  # lean blocks attend over a cache, even for one token
+            steps = TransformerLensKeyValueCache.init_cache(model.cfg, model.cfg.device, tokens.shape[0])
+        logits = prompt_logits(model, tokens, mask, steps, lean, store).float()
     if source_row:
         if cache is not None:
             _drop_first_row(cache)

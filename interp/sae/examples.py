@@ -23,10 +23,10 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 import hashlib
 import json
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path

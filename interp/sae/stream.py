@@ -18,8 +18,8 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 import json
+import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any

@@ -26,8 +26,8 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 import math
+import numbers
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass

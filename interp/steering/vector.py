@@ -31,11 +31,11 @@ Example:
 
 from __future__ import annotations
 
-import numbers
 import dataclasses
 import hashlib
 import json
 import math
+import numbers
 import warnings
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
