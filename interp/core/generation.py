@@ -59,6 +59,7 @@ from transformer_lens.components.mlps.gated_mlp import GatedMLP
 from transformer_lens.utilities.logits_utils import sample_logits
 
 from interp.core.checks import check_count, check_token_ids
+from interp.core.engine import hf_generate, is_bridge
 from interp.core.hooks import HookFn, hooked
 from interp.core.lean import lean_plan, prompt_logits
 
@@ -131,6 +132,9 @@ def linear_layout(model: HookedTransformer) -> Iterator[HookedTransformer]:
     exit. Blocks may nest and several threads may hold one at once on a shared model: the first
     to enter re-lays out, the last to leave restores.
 
+    A bridged Hugging Face model stores its weights as its matrix products read them already:
+    there the block changes nothing.
+
     Caveat: a weight edited *in place* (`param.data[...] = ...`) inside the block is edited in
     the re-laid-out copy and lost on exit; replacing `param.data` is kept. Weight edits in this
     project return a new model, so they are unaffected.
@@ -139,6 +143,9 @@ def linear_layout(model: HookedTransformer) -> Iterator[HookedTransformer]:
         >>> with linear_layout(model):
         ...     logits = model(tokens)      # bitwise equal to model(tokens) outside
     """
+    if is_bridge(model):
+        yield model
+        return
     with _LAYOUT_LOCK:
         state = _LAYOUTS.setdefault(model, _Layout())
         if state.users == 0:
@@ -261,6 +268,16 @@ def generate(
     rng = nullcontext()
     if do_sample and seed is not None:
         rng = torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else [])
+    if is_bridge(model):  # Hugging Face's own generate, with the hooks firing inside it
+        with torch.inference_mode(), rng, hooked(model, hooks):
+            if do_sample and seed is not None:
+                torch.manual_seed(seed)
+            new, _ = hf_generate(
+                model, tokens, attention_mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                temperature=temperature, top_k=top_k, top_p=top_p, freq_penalty=freq_penalty,
+                eos_ids=[] if stops is None else stops.tolist(),
+            )
+        return new
 
     with torch.inference_mode(), rng, hooked(model, hooks), ExitStack() as stack:
         lean = lean_plan(model) if fast else None

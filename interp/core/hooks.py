@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from typing import Any
 
 import torch
 from jaxtyping import Int
 from transformer_lens import HookedTransformer
 
 from interp.core.checks import check_hook_pairs, check_token_ids
+from interp.core.engine import is_bridge
 from interp.core.lowmem import low_memory_activations
 
 #: site -> hook-name template; `{layer}` is the block index.
@@ -183,17 +185,61 @@ def record(
         raise TypeError(f"select is {select!r}: expected a callable on the activation, or None")
     store: dict[str, torch.Tensor] = {}
 
-    def save(act: torch.Tensor, hook) -> None:
-        kept = select(act) if select is not None else act
-        store[hook.name] = kept.detach() if detach else kept
+    def saver(name: str) -> HookFn:  # keyed by the name asked for (a bridge's alias names one point)
+        def save(act: torch.Tensor, hook) -> None:
+            kept = select(act) if select is not None else act
+            store[name] = kept.detach() if detach else kept
 
-    with hooked(model, [(name, save) for name in _names(model, sites)]):
+        return save
+
+    with hooked(model, [(name, saver(name)) for name in _names(model, sites)]):
         yield store
 
 
 def last_layer(names: Iterable[str]) -> int:
     """The deepest block index among hook names."""
     return max(layer_of(n) for n in names)
+
+
+class _Stop(Exception):
+    """Raised by the hook that ends a forward early; caught by `run_to`."""
+
+
+def run_to(
+    model: Any,
+    tokens: torch.Tensor,
+    names: Sequence[str],
+    *,
+    attention_mask: torch.Tensor | None = None,
+    select: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    detach: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Record the activations at hook points `names` in one forward that stops after the last
+    of them fires (nothing after it runs: no later block, no final norm, no unembedding).
+
+    `select` is applied inside each hook (e.g. keep the last position only); `detach=False`
+    keeps the autograd graph (for a backward from what is computed on them). The hooks are
+    scoped (`hooked`): thread-owned and removed on any exit.
+    """
+    wanted = list(dict.fromkeys(names))
+    store: dict[str, torch.Tensor] = {}
+
+    def saver(name: str) -> HookFn:  # keyed by the name asked for (a bridge's alias names one point)
+        def save(act: torch.Tensor, hook) -> None:
+            kept = select(act) if select is not None else act
+            store[name] = kept.detach() if detach else kept
+            if len(store) == len(wanted):  # everything asked for is read: nothing after it runs
+                raise _Stop
+
+        return save
+
+    with hooked(model, [(name, saver(name)) for name in wanted]):
+        try:
+            model(tokens, attention_mask=attention_mask)
+        except _Stop:
+            pass
+    return {name: store[name] for name in names}
+
 
 
 @torch.inference_mode()
@@ -225,6 +271,8 @@ def harvest(
     if attention_mask is not None and tuple(attention_mask.shape) != tuple(tokens.shape):
         raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}; tokens have {tuple(tokens.shape)}")
     names = _names(model, sites)
+    if is_bridge(model):  # stops right after the last site is read
+        return run_to(model, tokens, names, attention_mask=attention_mask, select=select)
     deepest = last_layer(names)
     entry = SITES["resid_pre"].format(layer=deepest)
     stop_before = all(layer_of(n) < deepest or n == entry for n in names)  # skip block `deepest` itself

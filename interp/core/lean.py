@@ -31,6 +31,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from transformer_lens.hook_points import HookPoint
 
+from interp.core.engine import is_bridge
 from interp.core.readout import final_logits
 
 #: The hook points a lean block still fires; any other hook in a block sends it back to
@@ -42,7 +43,10 @@ _GELU = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_
 
 
 def lean_ok(model: HookedTransformer) -> bool:
-    """GPT-2-family blocks (LayerNorm, learned positions, one GELU MLP, plain causal attention)."""
+    """GPT-2-family blocks (LayerNorm, learned positions, one GELU MLP, plain causal attention)
+    of a `HookedTransformer` (a bridged Hugging Face model runs its own blocks)."""
+    if is_bridge(model):
+        return False
     cfg = model.cfg
     off = (
         "gated_mlp", "use_local_attn", "n_key_value_heads", "use_attn_result", "use_split_qkv_input",

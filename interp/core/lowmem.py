@@ -62,6 +62,8 @@ from transformer_lens.components.mlps.mlp import MLP
 from transformer_lens.utilities import activation_functions as _tl_acts
 from transformer_lens.utilities.addmm import batch_addmm
 
+from interp.core.engine import is_bridge
+
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)  # the same double as transformer-lens' np.sqrt(2.0 / np.pi)
@@ -258,6 +260,9 @@ def low_memory_activations(model: HookedTransformer) -> Iterator[HookedTransform
         >>> with low_memory_activations(model):
         ...     acts = model.run_with_cache(tokens)[1]     # the same cache, bit for bit
     """
+    if is_bridge(model):  # a Hugging Face model's own MLPs run as they are
+        yield model
+        return
     with _LOCK:
         state = _SWAPS.setdefault(model, _Swap())
         if state.users == 0:

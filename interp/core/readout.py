@@ -29,6 +29,9 @@ import torch
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
+from interp.core.engine import is_bridge
+from interp.core.hooks import run_to
+
 
 def soft_cap(model: HookedTransformer, logits: torch.Tensor) -> torch.Tensor:
     """Apply the model's output soft-cap (Gemma-2), if it has one."""
@@ -71,6 +74,10 @@ def last_logits(
     model: HookedTransformer, tokens: torch.Tensor, mask: torch.Tensor | None = None
 ) -> Float[torch.Tensor, "batch vocab"]:
     """Logits at the last position only, the other positions never unembedded."""
+    if is_bridge(model):
+        name = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+        resid = run_to(model, tokens, [name], attention_mask=mask, select=lambda act: act[:, -1:], detach=False)[name]
+        return final_logits(model, resid)[:, 0]
     resid = model(tokens, attention_mask=mask, stop_at_layer=model.cfg.n_layers)[:, -1:]
     return final_logits(model, resid)[:, 0]
 

@@ -44,7 +44,8 @@ from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 
 from interp.core.checks import check_count, check_flag, check_model, check_prompt, check_token_ids
-from interp.core.hooks import hook_name, record
+from interp.core.engine import is_bridge
+from interp.core.hooks import hook_name, run_to
 from interp.core.readout import final_logits
 from interp.core.tokens import maybe_chat, post_instruction_length, target_id, tokenize, use_chat
 from interp.lens.result import LogitLensResult, layer_labels
@@ -100,10 +101,9 @@ def layer_residuals(model: HookedTransformer, tokens: torch.Tensor, cols: list[i
     index = torch.tensor(cols, device=tokens.device)
     device = model.unembed.W_U.device  # blocks may sit on several devices
     n = model.cfg.n_layers
-    if model.cfg.positional_embedding_type == "shortformer":
+    if is_bridge(model) or model.cfg.positional_embedding_type == "shortformer":
         sites = [hook_name(model, "resid_pre", 0)] + [hook_name(model, "resid_post", i) for i in range(n)]
-        with record(model, sites, select=lambda act: act[:, index.to(act.device)]) as acts:
-            model(tokens, stop_at_layer=n)
+        acts = run_to(model, tokens, sites, select=lambda act: act[:, index.to(act.device)])
         return torch.stack([acts[s][0].to(device) for s in sites])
     resid = model(tokens, stop_at_layer=0)
     kept = [resid[0, index.to(resid.device)].to(device)]

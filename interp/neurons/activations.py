@@ -145,12 +145,14 @@ def _summed(model: HookedTransformer, layer: int, index: int) -> Iterator[list[f
     `max_activating_examples` keeps top-k, counts and histograms, not a running sum, so the
     neuron's mean is summed here, in the same pass. Which positions are real is read where the
     model applies its attention mask: a position is padding exactly when its attention score
-    on itself is masked (-inf) in block `layer`, which runs just before the neuron's MLP.
+    on itself is masked in block `layer`, which runs just before the neuron's MLP (-inf in
+    transformer-lens' attention, the dtype's most negative value added in Hugging Face's).
     """
     found, out = {}, [0.0, 0]
 
     def real(scores: torch.Tensor, hook) -> None:
-        found["mask"] = torch.isfinite(scores[:, 0].diagonal(dim1=-2, dim2=-1))
+        own = scores[:, 0].diagonal(dim1=-2, dim2=-1)
+        found["mask"] = torch.isfinite(own) & (own > torch.finfo(own.dtype).min / 2)
 
     def add(act: torch.Tensor, hook) -> None:
         mask = found.pop("mask").clone()

@@ -296,13 +296,16 @@ def rank_neurons(
         t, m = trim(tokens[rows], mask[rows])
         store: dict[str, torch.Tensor] = {}
 
-        def keep(act: torch.Tensor, hook) -> torch.Tensor:
-            if not act.requires_grad:  # frozen weights: make the first hooked layer a leaf
-                act = act.detach().requires_grad_(True)
-            store[hook.name] = act
-            return act
+        def keeper(name: str):  # keyed by the name asked for (a bridge's alias names one point)
+            def keep(act: torch.Tensor, hook) -> torch.Tensor:
+                if not act.requires_grad:  # frozen weights: make the first hooked layer a leaf
+                    act = act.detach().requires_grad_(True)
+                store[name] = act
+                return act
 
-        with torch.inference_mode(False), torch.enable_grad(), hooked(model, [(h, keep) for h in hooks]):
+            return keep
+
+        with torch.inference_mode(False), torch.enable_grad(), hooked(model, [(h, keeper(h)) for h in hooks]):
             vals = metric_values(met, last_logits(model, t, m), rows.to(t.device))
             grads = torch.autograd.grad(vals.sum(), [store[h] for h in hooks], allow_unused=True)
         base[rows] = vals.detach().float().cpu()

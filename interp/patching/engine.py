@@ -25,14 +25,14 @@ must not be patched.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 
 import torch
 from tqdm.auto import tqdm
 from transformer_lens import HookedTransformer
 from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 
-from interp.core.hooks import hook_name, hooked, record
+from interp.core.engine import hf_generate, is_bridge
+from interp.core.hooks import harvest, hook_name, hooked
 from interp.core.lean import lean_plan, prompt_logits
 from interp.core.tokens import pad_id, pad_rows
 
@@ -99,22 +99,11 @@ def _source_states(
     model: HookedTransformer, src: torch.Tensor, src_pos: int, site: str, layers: Sequence[int]
 ) -> dict[int, torch.Tensor]:
     """The source prompt's states at `src_pos` for each layer, from one forward that reads only
-    the tokens up to `src_pos` (later ones cannot change it) and stops as early as possible: for
-    `resid_pre` the deepest layer's state is what the forward returns when it stops there."""
-    tokens = src[:, : src_pos + 1]
-    stop = max(layers) + (1 if site == "resid_post" else 0)
-    names = {layer: hook_name(model, site, layer) for layer in layers if layer < stop}
-    acts: dict[str, torch.Tensor] = {}
-    with (
-        record(model, list(dict.fromkeys(names.values())), select=lambda a: a[:, -1])
-        if names
-        else nullcontext(acts) as acts
-    ):
-        resid = model(tokens, stop_at_layer=stop)
-    states = {layer: acts[name][0] for layer, name in names.items()}
-    if site == "resid_pre":
-        states[stop] = resid[0, -1]
-    return states
+    the tokens up to `src_pos` (later ones cannot change it) and stops after the deepest layer
+    needed (`harvest`)."""
+    names = {layer: hook_name(model, site, layer) for layer in layers}
+    acts = harvest(model, src[:, : src_pos + 1], list(dict.fromkeys(names.values())), select=lambda a: a[:, -1])
+    return {layer: acts[name][0] for layer, name in names.items()}
 
 
 @torch.inference_mode()
@@ -186,16 +175,8 @@ def _run_rows(
         if cache is not None:
             _drop_first_row(cache)
         logits = logits[1:]
-    logp = logits.log_softmax(-1)
+    out = _first_step(logits, target_ids)
     nxt = logits.argmax(-1)
-    ids = torch.tensor(list(target_ids), dtype=torch.long, device=logits.device)
-    chosen = logits[:, ids]  # [row, target]
-    ranks = [(logits > chosen[:, j : j + 1]).sum(-1) + 1 for j in range(len(ids))]
-    out = {
-        "first_probs": logp.gather(-1, nxt[:, None])[:, 0].exp().cpu(),
-        "target_probs": logp[:, ids].exp().cpu(),
-        "target_ranks": (torch.stack(ranks, -1) if ranks else chosen.long()).cpu(),
-    }
     generated = [nxt]
     plan = lean_plan(model) if max_new_tokens > 1 else None  # hook-free from here
     eos = model.tokenizer.eos_token_id
@@ -209,6 +190,51 @@ def _run_rows(
         if eos is not None:
             done = done | (nxt == eos)
     out["generated_ids"] = torch.stack(generated, 1).cpu()
+    return out
+
+
+def _first_step(logits: torch.Tensor, target_ids: Sequence[int]) -> dict[str, torch.Tensor]:
+    """The first generated step's probability, and the targets' probabilities and ranks."""
+    logits = logits.float()
+    logp = logits.log_softmax(-1)
+    nxt = logits.argmax(-1)
+    ids = torch.tensor(list(target_ids), dtype=torch.long, device=logits.device)
+    chosen = logits[:, ids]  # [row, target]
+    ranks = [(logits > chosen[:, j : j + 1]).sum(-1) + 1 for j in range(len(ids))]
+    return {
+        "first_probs": logp.gather(-1, nxt[:, None])[:, 0].exp().cpu(),
+        "target_probs": logp[:, ids].exp().cpu(),
+        "target_ranks": (torch.stack(ranks, -1) if ranks else chosen.long()).cpu(),
+    }
+
+
+def _bridge_rows(
+    model: HookedTransformer, tgt: torch.Tensor, ph_pos: int, pairs: Sequence[tuple[int, int]],
+    states: dict[int, torch.Tensor], *, site: str, max_new_tokens: int, target_ids: Sequence[int],
+) -> dict[str, torch.Tensor]:
+    """A bridged model's rows: every row is the whole target prompt, its placeholder state
+    replaced at its target layer in the prompt pass only, then Hugging Face's `generate`
+    continues greedily on the key-value cache (which holds the patched keys and values)."""
+    tokens = tgt.expand(len(pairs), -1)
+    hooks = []
+    for layer in sorted({t for _, t in pairs}):
+        rows = torch.tensor([i for i, (_, t) in enumerate(pairs) if t == layer], dtype=torch.long)
+        values = torch.stack([states[s] for s, t in pairs if t == layer])
+        seen = []
+
+        def hook(act: torch.Tensor, hook, rows=rows, values=values, seen=seen) -> torch.Tensor:
+            if not seen:  # the prompt pass; later steps see one new position each
+                seen.append(True)
+                act[rows.to(act.device), ph_pos] = values.to(act.device, act.dtype)
+            return act
+
+        hooks.append((hook_name(model, site, layer), hook))
+    eos = model.tokenizer.eos_token_id
+    with hooked(model, hooks):
+        new, first = hf_generate(model, tokens, torch.ones_like(tokens), max_new_tokens=max_new_tokens,
+                                 eos_ids=[] if eos is None else [eos], scores=True)
+    out = _first_step(first, target_ids)
+    out["generated_ids"] = new.cpu()
     return out
 
 
@@ -278,6 +304,15 @@ def sweep(
             else "shared_prefix"
         )
     results: list[dict[str, torch.Tensor]] = []
+    if is_bridge(model):  # Hugging Face's blocks and generate: the source states, then every row
+        if states is None:
+            states = _source_states(model, src, src_pos, site, sorted({s for s, _ in pairs}))
+        if shift is not None:
+            states = {layer: state + shift for layer, state in states.items()}
+        for start in range(0, len(pairs), batch_size):
+            results.append(_bridge_rows(model, tgt, ph_pos, pairs[start : start + batch_size], states,
+                                        site=site, max_new_tokens=max_new_tokens, target_ids=target_ids))
+        return _merge(results)
     if strategy == "one_pass":
         # One forward for everything: the source (up to its position) is row 0 of the batch, and
         # each layer's hook copies its state into the target rows as the pass goes up the layers.

@@ -336,7 +336,8 @@ def patchscope(
         states = {s: vectors[s] if vectors.ndim == 2 else vectors for s, _ in pairs}
     elif relocate_position and model.cfg.positional_embedding_type == "standard":
         with torch.no_grad():
-            shift = model.W_pos[ph_pos] - model.W_pos[src_pos]
+            w_pos = model.pos_embed.W_pos  # the learned position table (a bridge names it on its component)
+            shift = w_pos[ph_pos] - w_pos[src_pos]
     merged = sweep(
         model,
         src,

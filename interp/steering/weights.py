@@ -21,6 +21,8 @@ import torch
 from jaxtyping import Float
 from transformer_lens import HookedTransformer
 
+from interp.core.bridge import copy_bridge, residual_writers
+from interp.core.engine import is_bridge
 from interp.steering.vector import SteeringVector
 
 
@@ -52,13 +54,23 @@ def orthogonalize(
         )
     if getattr(cfg, "num_experts", None):
         raise ValueError(f"{cfg.model_name!r} is a mixture of experts; orthogonalize does not support it")
-    new = copy.deepcopy(model, memo={id(model.tokenizer): model.tokenizer})
+    unit = direction / direction.norm()
 
     @torch.no_grad()
-    def project(param: torch.nn.Parameter) -> None:
-        r = (direction / direction.norm()).to(device=param.device, dtype=torch.float32)
-        w = param.data.float()
-        param.data = (w - (w @ r).unsqueeze(-1) * r).to(param.dtype)
+    def project(param: torch.Tensor, axis: int = -1) -> None:
+        r = unit.to(device=param.device, dtype=torch.float32)
+        w = param.data.float().movedim(axis, -1)
+        param.data = (w - (w @ r).unsqueeze(-1) * r).movedim(-1, axis).to(param.dtype).contiguous()
+
+    if is_bridge(model):  # the Hugging Face modules that write into the residual stream
+        new = copy_bridge(model)
+        head = new.original_model.get_output_embeddings()
+        if head is not None and head.weight is new.original_model.get_input_embeddings().weight:
+            head.weight = torch.nn.Parameter(head.weight.detach().clone())  # untie: only the input side changes
+        for tensor, axis in residual_writers(new):
+            project(tensor, axis)
+        return new
+    new = copy.deepcopy(model, memo={id(model.tokenizer): model.tokenizer})
 
     project(new.embed.W_E)
     if hasattr(new, "pos_embed") and cfg.positional_embedding_type in ("standard", "shortformer"):

@@ -1,0 +1,170 @@
+"""Hugging Face models on the engine: load a checkpoint folder strictly, wrap it in a bridge.
+
+`TransformerBridge.boot_transformers(name, hf_model=..., tokenizer=...)` wraps an already
+loaded Hugging Face model: its logits stay the Hugging Face model's own, and it gains
+transformer-lens' hook names and weight views. Hugging Face's `from_pretrained` only *warns*
+about a tensor the checkpoint lacks (and initialises it at random) or one it does not use, so
+`load_folder` compares the checkpoint's tensors with the model's parameters itself, before
+anything runs, and refuses non-finite weights.
+
+Example:
+    >>> model = boot(hf_model, tokenizer, name="my-model")
+    >>> model = load_folder("path/to/checkpoint")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interp.core.engine import patch_bridge_cache
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder whose files disagree with each other (the message names the file)."""
+
+
+def boot(hf_model: Any, tokenizer: Any, *, name: str, device: str | torch.device | None = None) -> Any:
+    """Wrap a loaded Hugging Face causal LM in a `TransformerBridge` (eval mode, no copy)."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    patch_bridge_cache()
+    if not getattr(hf_model.config, "architectures", None):  # what save_pretrained records
+        hf_model.config.architectures = [type(hf_model).__name__]
+    hf_model.eval()
+    dev = str(device) if device is not None else str(next(hf_model.parameters()).device)
+    bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=tokenizer, device=dev)
+    bridge.eval()
+    return bridge
+
+
+def _tensor_names(folder: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    from safetensors import safe_open
+
+    shapes = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                shapes[key] = (tuple(f.get_slice(key).get_shape()), path.name)
+    return shapes
+
+
+def load_folder(
+    folder: str | Path, *, name: str | None = None, device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> Any:
+    """Load a Hugging Face checkpoint folder (`config.json`, `*.safetensors`, tokenizer files)
+    strictly and wrap it in a bridge.
+
+    Raises:
+        CheckpointError: a file is missing; a tensor the model needs is absent, the checkpoint
+            holds one the model does not use, or a shape disagrees with `config.json`; a weight
+            is NaN or infinite.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(folder)
+    for required in ("config.json",):
+        if not (folder / required).is_file():
+            raise CheckpointError(f"{folder}: {required} is missing")
+    stored = _tensor_names(folder)
+    if not stored:
+        raise CheckpointError(f"{folder}: no *.safetensors weights")
+    config = AutoConfig.from_pretrained(folder)
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    tied = {k for k in expected if k not in stored and _tied(skeleton, k)}
+    missing = sorted(set(expected) - set(stored) - tied)
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{folder}: the weights do not match config.json ({config.model_type}): "
+            f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
+        )
+    for key, (shape, file) in stored.items():
+        if shape != expected[key]:
+            raise CheckpointError(f"{folder / file}: tensor {key} has shape {shape}; config.json implies {expected[key]}")
+    hf = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32, attn_implementation="eager")
+    for key, param in hf.state_dict().items():
+        if param.is_floating_point() and not bool(torch.isfinite(param).all()):
+            raise CheckpointError(f"{folder}: tensor {key} holds NaN or infinite values")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    label = name or json.loads((folder / "config.json").read_text()).get("model_name") or folder.name
+    if device is not None:
+        hf.to(device)
+    return boot(hf, tokenizer, name=label, device=device)
+
+
+def _tied(model: Any, key: str) -> bool:
+    """Whether parameter `key` is the tied input embedding (stored once, under the embedding)."""
+    if not getattr(model.config, "tie_word_embeddings", False):
+        return False
+    out = model.get_output_embeddings()
+    return out is not None and key.startswith(_prefix(model, out))
+
+
+def _prefix(model: Any, module: Any) -> str:
+    for name, m in model.named_modules():
+        if m is module:
+            return name + "."
+    return "\0"
+
+
+def copy_bridge(model: Any) -> Any:
+    """A new bridge over a copy of `model`'s Hugging Face weights (the original is not touched).
+
+    A bridge rewires the Hugging Face modules it wraps, so `copy.deepcopy` cannot copy it: the
+    same architecture is built afresh from the config, bridged the same way, and every parameter
+    and buffer is copied over by name.
+    """
+    import copy
+
+    from transformers import AutoModelForCausalLM
+
+    hf = model.original_model
+    device = next(hf.parameters()).device
+    dtype = next(hf.parameters()).dtype
+    fresh = AutoModelForCausalLM.from_config(copy.deepcopy(hf.config), attn_implementation="eager", dtype=dtype)
+    new = boot(fresh.to(device), model.tokenizer, name=model.cfg.model_name, device=device)
+    with torch.no_grad():
+        for ours, theirs in ((hf.named_parameters, new.original_model.named_parameters),
+                             (hf.named_buffers, new.original_model.named_buffers)):
+            src, dst = dict(ours()), dict(theirs())
+            if src.keys() != dst.keys():
+                raise RuntimeError(f"copy of {model.cfg.model_name!r}: the fresh bridge's tensors differ "
+                                   f"({sorted(src.keys() ^ dst.keys())[:5]})")
+            for key, tensor in src.items():
+                dst[key].copy_(tensor)
+    return new
+
+
+def residual_writers(model: Any) -> list[tuple[torch.Tensor, int]]:
+    """Every weight and bias of a bridge that writes into the residual stream, with the axis
+    that is `d_model`: the token (and position) embeddings, each attention output projection,
+    each MLP output projection (transformers' `Conv1D` stores `[in, out]`, `Linear` `[out, in]`)."""
+    from transformers.pytorch_utils import Conv1D
+
+    d_model = model.cfg.d_model
+    out: list[tuple[torch.Tensor, int]] = []
+    modules = [getattr(model, "embed", None), getattr(model, "pos_embed", None)]
+    for block in model.blocks:
+        modules += [block.attn.o, block.mlp.out]
+    for bridge_module in modules:
+        module = getattr(bridge_module, "original_component", None)
+        if module is None:
+            continue
+        if isinstance(module, torch.nn.Embedding):
+            out.append((module.weight, 1))
+            continue
+        out.append((module.weight, 1 if isinstance(module, Conv1D) else 0))
+        if getattr(module, "bias", None) is not None:
+            out.append((module.bias, 0))
+    for tensor, axis in out:
+        if tensor.shape[axis] != d_model:
+            raise RuntimeError(f"a residual writer of shape {tuple(tensor.shape)} has no d_model={d_model} axis {axis}")
+    return out
