@@ -16,7 +16,14 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig  # noqa:
 
 from interp.toy.tokenizer import build_tokenizer  # noqa: E402
 
-torch.set_num_threads(1)  # on 2 shared cores, one thread runs the suite several times faster
+# On 2 shared cores one thread runs the suite several times faster. INTERP_TEST_THREADS=2 runs it
+# with two, where some float results round differently (other work splits): tests/tolerance.py.
+torch.set_num_threads(int(os.environ.get("INTERP_TEST_THREADS", "1")))
+
+
+def pytest_report_header(config):
+    return f"torch threads: {torch.get_num_threads()} (INTERP_TEST_THREADS)"
+
 
 WORDS = (
     "the a cat dog mat sat on is are was were key keys to cabinet cabinets capital of france "

@@ -10,6 +10,7 @@ import torch
 from interp.core.generation import generate, linear_layout
 from interp.core.hooks import count_hooks, hooked
 from interp.core.tokens import tokenize
+from tolerance import assert_close
 
 PROMPTS = ["the cat sat on the mat", "hello", "the capital of france is", "how do i make bread ?"]
 TOY_PROMPTS = ["the capital of france is", "user : how do i bake bread ? assistant :", "the key to the boxes"]
@@ -208,11 +209,13 @@ def test_fast_blocks_match_transformer_lens(gpt2_family):
     lean = [True] * model.cfg.n_layers
     with torch.inference_mode():
         slow, quick = (TransformerLensKeyValueCache.init_cache(model.cfg, "cpu", len(tokens)) for _ in "ab")
+        # the lean and transformer-lens blocks round differently (fused matrices, other kernels):
+        # the logits differ by rounding, a few ulps of their size (~6 ulps of 17 on the toy model)
         ref = _next_logits(model, tokens, mask, slow)  # the prompt, then one cached step
-        assert (_next_logits(model, tokens, mask, quick, lean) - ref).abs().max() < 1e-5
+        assert_close(_next_logits(model, tokens, mask, quick, lean), ref, what="prompt logits")
         step, nxt = torch.ones_like(mask[:, :1]), ref.argmax(-1)[:, None]
         ref = _next_logits(model, nxt, step, slow)
-        assert (_next_logits(model, nxt, step, quick, lean) - ref).abs().max() < 1e-5
+        assert_close(_next_logits(model, nxt, step, quick, lean), ref, what="cached-step logits")
     kw = dict(attention_mask=mask, max_new_tokens=8, stop_at_eos=False)
     assert torch.equal(generate(model, tokens, fast=True, **kw), generate(model, tokens, **kw))
 
