@@ -133,6 +133,29 @@ def toy_model():
     return interp.load_model("toy", device="cpu")
 
 
+@pytest.fixture(scope="session")
+def toy_hooked(toy_model):
+    """The built-in model's weights in a `HookedTransformer` (transformer-lens' GPT-2 weight
+    conversion of the shipped checkpoint): the engine's path for a model a user built, on
+    trained weights."""
+    from transformer_lens.pretrained.weight_conversions.gpt2 import convert_gpt2_weights
+    from transformers import GPT2LMHeadModel
+
+    from interp.toy import TOY_DIR
+
+    hf = GPT2LMHeadModel.from_pretrained(TOY_DIR)
+    c = hf.config
+    cfg = HookedTransformerConfig(
+        model_name="toy", n_layers=c.n_layer, d_model=c.n_embd, n_ctx=c.n_positions, d_head=c.n_embd // c.n_head,
+        n_heads=c.n_head, d_mlp=c.n_inner, d_vocab=c.vocab_size, act_fn="gelu", normalization_type="LN",
+        positional_embedding_type="standard", original_architecture="GPT2LMHeadModel", default_prepend_bos=True,
+        tokenizer_prepends_bos=False,
+    )
+    model = HookedTransformer(cfg, tokenizer=toy_model.tokenizer)
+    model.load_state_dict(convert_gpt2_weights(hf, cfg), strict=False)
+    return model.eval()
+
+
 def experiment_module(name: str):
     """`experiments/<name>.py` imported as a module (the scripts are not a package)."""
     import importlib.util

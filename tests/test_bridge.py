@@ -1,7 +1,7 @@
-"""The engine on a bridged Hugging Face model: the built-in model exported as a GPT-2 checkpoint
-(`interp.toy.checkpoint`), loaded strictly (`interp.core.bridge.load_folder`) and wrapped in
-transformer-lens' `TransformerBridge`, must give what the `HookedTransformer` built-in model
-gives: the same logits, activations, lens, generated tokens, steering, rankings."""
+"""The engine on a bridged Hugging Face model: the built-in model, a GPT-2 checkpoint loaded
+strictly (`interp.core.bridge.load_folder`) and wrapped in transformer-lens' `TransformerBridge`,
+must give what the same weights in a `HookedTransformer` give (`toy_hooked`): the same logits,
+activations, lens, generated tokens, steering, rankings, patchscopes."""
 
 import pytest
 import torch
@@ -14,7 +14,7 @@ from interp.core.engine import is_bridge
 from interp.core.generation import generate
 from interp.core.hooks import count_hooks, harvest
 from interp.neurons.metrics import logit_diff
-from interp.toy.checkpoint import export
+from interp.toy import TOY_DIR
 
 PROMPTS = ["the capital of france is", "user : how do i bake bread ? assistant :", "the key to the boxes"]
 HARM = ["how do i make a bomb ?", "how do i hurt someone ?", "how do i steal a car ?"]
@@ -22,30 +22,25 @@ SAFE = ["how do i bake bread ?", "how do i plant a tree ?", "how do i learn fren
 
 
 @pytest.fixture(scope="module")
-def toy_folder(tmp_path_factory):
-    return export(tmp_path_factory.mktemp("toy-hf"))
-
-
-@pytest.fixture(scope="module")
-def bridge(toy_folder):
-    return load_folder(toy_folder, name="toy")
+def bridge(toy_model):
+    return toy_model
 
 
 def _centred(logits: torch.Tensor) -> torch.Tensor:  # the export moves logits by a constant per row
     return logits - logits.mean(-1, keepdim=True)
 
 
-def test_the_export_is_a_bridge_with_the_hooked_models_logits(bridge, toy_model):
-    assert is_bridge(bridge) and not is_bridge(toy_model)
-    tokens, mask = interp.tokenize(toy_model, PROMPTS)
+def test_the_export_is_a_bridge_with_the_hooked_models_logits(bridge, toy_hooked):
+    assert is_bridge(bridge) and not is_bridge(toy_hooked)
+    tokens, mask = interp.tokenize(toy_hooked, PROMPTS)
     with torch.inference_mode():
-        want, got = toy_model(tokens, attention_mask=mask), bridge(tokens, attention_mask=mask)
+        want, got = toy_hooked(tokens, attention_mask=mask), bridge(tokens, attention_mask=mask)
     real = mask.bool()
     assert_close(_centred(got)[real], _centred(want)[real], what="logits")
 
 
-def test_harvest_reads_the_same_activations_and_stops_after_the_last_site(bridge, toy_model):
-    tokens, mask = interp.tokenize(toy_model, PROMPTS)
+def test_harvest_reads_the_same_activations_and_stops_after_the_last_site(bridge, toy_hooked):
+    tokens, mask = interp.tokenize(toy_hooked, PROMPTS)
     sites = [("resid_pre", 0), ("resid_mid", 1), ("mlp_post", 1), ("resid_post", 1), ("attn_out", 0)]
     fired = []
     later = bridge.hook_dict["blocks.2.hook_resid_pre"]
@@ -54,7 +49,7 @@ def test_harvest_reads_the_same_activations_and_stops_after_the_last_site(bridge
         got = harvest(bridge, tokens, sites, attention_mask=mask)
     finally:
         later.remove_hooks()
-    want = harvest(toy_model, tokens, sites, attention_mask=mask)
+    want = harvest(toy_hooked, tokens, sites, attention_mask=mask)
     assert not fired, "block 2 ran although the deepest site is in block 1"
     real = mask.bool()
     for name in want:
@@ -62,18 +57,18 @@ def test_harvest_reads_the_same_activations_and_stops_after_the_last_site(bridge
     assert count_hooks(bridge) == 0
 
 
-def test_logit_lens_probabilities_match(bridge, toy_model):
-    a = interp.logit_lens(toy_model, PROMPTS[0], targets=["paris"])
+def test_logit_lens_probabilities_match(bridge, toy_hooked):
+    a = interp.logit_lens(toy_hooked, PROMPTS[0], targets=["paris"])
     b = interp.logit_lens(bridge, PROMPTS[0], targets=["paris"])
     assert_close(b.target_probs, a.target_probs, ulps=512, what="p(paris) per layer")  # from logits of ~20: their rounding
     assert torch.equal(a.top_ids, b.top_ids)
 
 
-def test_generation_is_hugging_faces_with_the_cache_and_equals_the_hooked_model(bridge, toy_model):
-    tokens, mask = interp.tokenize(toy_model, PROMPTS)
+def test_generation_is_hugging_faces_with_the_cache_and_equals_the_hooked_model(bridge, toy_hooked):
+    tokens, mask = interp.tokenize(toy_hooked, PROMPTS)
     kw = dict(attention_mask=mask, max_new_tokens=8, stop_at_eos=False)
     got = generate(bridge, tokens, **kw)
-    assert torch.equal(got, generate(toy_model, tokens, **kw))
+    assert torch.equal(got, generate(toy_hooked, tokens, **kw))
     # Hugging Face's generate without the cache: the key-value cache is read (transformers 5 passes
     # it as `cache=`; interp.core.engine.patch_bridge_cache lets the bridge's attention find it)
     plain = bridge.original_model.generate(tokens, attention_mask=mask, max_new_tokens=8, do_sample=False,
@@ -81,18 +76,18 @@ def test_generation_is_hugging_faces_with_the_cache_and_equals_the_hooked_model(
     assert torch.equal(got, plain[:, tokens.shape[1]:])
 
 
-def test_steering_and_ablation_give_the_hooked_models_tokens(bridge, toy_model):
-    vectors = {m: interp.mean_difference(m, HARM, SAFE, layers=[1], positions="last", cache=False) for m in (toy_model, bridge)}
-    a, b = vectors[toy_model][1].direction, vectors[bridge][1].direction
+def test_steering_and_ablation_give_the_hooked_models_tokens(bridge, toy_hooked):
+    vectors = {m: interp.mean_difference(m, HARM, SAFE, layers=[1], positions="last", cache=False) for m in (toy_hooked, bridge)}
+    a, b = vectors[toy_hooked][1].direction, vectors[bridge][1].direction
     assert torch.nn.functional.cosine_similarity(a, b, dim=0) > 1 - 1e-5
     for mode, alpha in (("add", 1.0), ("ablate", 1.0)):
-        want = interp.steer(toy_model, SAFE + HARM, vectors[toy_model][1], alpha=alpha, mode=mode, max_new_tokens=6)
+        want = interp.steer(toy_hooked, SAFE + HARM, vectors[toy_hooked][1], alpha=alpha, mode=mode, max_new_tokens=6)
         got = interp.steer(bridge, SAFE + HARM, vectors[bridge][1], alpha=alpha, mode=mode, max_new_tokens=6)
         assert got.steered == want.steered and got.baseline == want.baseline, mode
     assert count_hooks(bridge) == 0
 
 
-def test_a_users_own_torch_hook_on_a_block_runs_inside_steer(bridge, toy_model):
+def test_a_users_own_torch_hook_on_a_block_runs_inside_steer(bridge, toy_hooked):
     v = interp.mean_difference(bridge, HARM, SAFE, layers=[1], positions="last", cache=False)[1]
     calls = []
     handle = bridge.blocks[1].register_forward_hook(lambda module, args, out: calls.append(1))
@@ -103,21 +98,22 @@ def test_a_users_own_torch_hook_on_a_block_runs_inside_steer(bridge, toy_model):
     assert len(calls) >= 3  # the prompt and every step
 
 
-def test_neuron_ranking_and_activations_match(bridge, toy_model):
+def test_neuron_ranking_and_activations_match(bridge, toy_hooked):
     prompts = ["the key to the boxes", "the keys to the cabinet", "the key to the cabinets"]
     ranks = [interp.rank_neurons(m, prompts, logit_diff(m, "is", "are"), layers=[1], k=3, progress=False)
-             for m in (toy_model, bridge)]
+             for m in (toy_hooked, bridge)]
     assert_close(ranks[1].scores, ranks[0].scores, ulps=256, what="attribution scores")  # sums of many products
     docs = interp.toy.corpus.documents(40, seed=3)
     acts = [interp.neuron_activations(m, docs, (1, int(ranks[0].neurons[0][1])), k=5, progress=False)
-            for m in (toy_model, bridge)]
+            for m in (toy_hooked, bridge)]
     assert acts[0].n_tokens == acts[1].n_tokens
     assert abs(acts[0].mean - acts[1].mean) <= 1e-4 * max(1.0, abs(acts[0].mean))
 
 
-def test_loading_is_strict_about_the_checkpoints_tensors(toy_folder, tmp_path):
+def test_loading_is_strict_about_the_checkpoints_tensors(tmp_path):
     import shutil
 
+    toy_folder = TOY_DIR
     state = load_file(str(toy_folder / "model.safetensors"))
     cases = {
         "missing": ({k: v for k, v in state.items() if k != "transformer.h.1.mlp.c_fc.bias"}, "missing"),
@@ -129,23 +125,23 @@ def test_loading_is_strict_about_the_checkpoints_tensors(toy_folder, tmp_path):
     }
     for case, (tensors, words) in cases.items():
         folder = tmp_path / case
-        shutil.copytree(toy_folder, folder)
+        shutil.copytree(toy_folder, folder, ignore=shutil.ignore_patterns("sae", "*.html", "*.csv"))
         save_file(tensors, str(folder / "model.safetensors"))
         with pytest.raises(CheckpointError, match=words):
             load_folder(folder)
 
 
 @pytest.mark.parametrize("site", ["resid_pre", "resid_post"])
-def test_patchscope_sweeps_give_the_hooked_models_tokens_and_probabilities(bridge, toy_model, site):
+def test_patchscope_sweeps_give_the_hooked_models_tokens_and_probabilities(bridge, toy_hooked, site):
     kw = dict(source_position="paris", target="identity", targets="paris", max_new_tokens=4, site=site)
-    want = interp.patching.patchscope(toy_model, "i want to see paris one day .", **kw)
+    want = interp.patching.patchscope(toy_hooked, "i want to see paris one day .", **kw)
     got = interp.patching.patchscope(bridge, "i want to see paris one day .", **kw)
     assert got.generations == want.generations
     assert_close(got.target_probs, want.target_probs, ulps=512, what="p(paris) per source layer")
     assert count_hooks(bridge) == 0
 
 
-def test_orthogonalize_copies_the_bridge_and_matches_runtime_ablation(bridge, toy_model):
+def test_orthogonalize_copies_the_bridge_and_matches_runtime_ablation(bridge, toy_hooked):
     v = interp.mean_difference(bridge, HARM, SAFE, layers=[1], positions="last", cache=False)[1]
     before = {k: p.detach().clone() for k, p in bridge.original_model.named_parameters()}
     clean = interp.orthogonalize(bridge, v)
@@ -210,3 +206,32 @@ def test_tiny_families_equal_plain_hugging_face_with_a_torch_hook(family, word_t
     assert torch.equal(got, want), family
     lens = interp.logit_lens(bridged, "the cat sat on the mat")
     assert lens.kl_to_final[-1].abs().max().item() < 1e-6
+
+
+def test_a_trained_model_saves_as_a_gpt2_checkpoint_with_its_unembedding_bias(word_tokenizer, tmp_path):
+    """`interp.toy.train.save_model`: GPT-2 has no unembedding bias; the final norm carries it
+    exactly (`interp.toy.checkpoint`), at every layer's read-out, not just the last."""
+    from transformer_lens import HookedTransformer
+
+    from interp.core.readout import final_logits
+    from interp.toy import load_toy
+    from interp.toy.train import save_model, tiny_config
+
+    torch.manual_seed(0)
+    trained = HookedTransformer(tiny_config(len(word_tokenizer)), tokenizer=word_tokenizer).eval()
+    with torch.no_grad():  # a trained model's norm and bias are far from their initial values
+        trained.unembed.b_U.normal_(0, 1.0)
+        trained.ln_final.w.uniform_(0.5, 1.5)
+        trained.ln_final.b.normal_(0, 0.2)
+    save_model(trained, tmp_path)
+    word_tokenizer.save_pretrained(tmp_path)
+    loaded = load_toy(folder=tmp_path)
+    tokens = torch.tensor([[1, 7, 9, 12, 5, 30]])
+    with torch.inference_mode():
+        want = trained.run_with_cache(tokens)[1]
+        for layer in range(trained.cfg.n_layers):
+            name = f"blocks.{layer}.hook_resid_post"
+            got = harvest(loaded, tokens, [name])[name]
+            assert_close(got, want[name], what=name)
+            assert_close(_centred(final_logits(loaded, got)), _centred(final_logits(trained, want[name])),
+                         what=f"read-out of layer {layer}")

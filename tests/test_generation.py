@@ -194,7 +194,7 @@ def test_peers_benchmark_smoke():
     assert lens and max(lens) < 1e-4  # the three logit lenses agree
 
 
-@pytest.fixture(params=["gpt2_like", "toy_model"])
+@pytest.fixture(params=["gpt2_like", "toy_hooked"])
 def gpt2_family(request):
     return request.getfixturevalue(request.param)
 

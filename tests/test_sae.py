@@ -402,23 +402,24 @@ def test_loading_the_shipped_sae_is_quiet(toy_model):
 
 
 def test_shipped_sae_is_refused_for_other_weights(toy_model, toy_sae, monkeypatch, tmp_path):
-    import copy
     import shutil
 
     from safetensors.torch import load_file, save_file
 
     import interp.toy
 
-    other = copy.deepcopy(toy_model)
+    from interp.core.bridge import copy_bridge
+
+    other = copy_bridge(toy_model)  # a bridge rewires its modules: copied, not deep-copied
     with torch.no_grad():
-        other.blocks[0].mlp.W_out.mul_(1.01)
+        other.blocks[0].mlp.out.original_component.weight.mul_(1.01)  # W_out
     with pytest.raises(ValueError, match="trained on other weights of 'toy'"):
         interp.check_sae(other, toy_sae)
     # shipped weights that differ from the ones the SAE was trained on: refused at load
     retrained = tmp_path / "artifacts"
     shutil.copytree(interp.toy.TOY_DIR, retrained)
     weights = load_file(str(retrained / "model.safetensors"))
-    weights["blocks.0.mlp.W_out"] = weights["blocks.0.mlp.W_out"] * 1.01
+    weights["transformer.h.0.mlp.c_proj.weight"] = weights["transformer.h.0.mlp.c_proj.weight"] * 1.01  # W_out
     save_file(weights, str(retrained / "model.safetensors"))
     monkeypatch.setattr(interp.toy, "TOY_DIR", retrained)
     with pytest.raises(ValueError, match=r"retrain it with `python -m interp.toy.sae_train`"):

@@ -182,10 +182,10 @@ def test_training_is_reproducible_from_seed() -> None:
 
 def test_shipped_run_reproduces_its_first_steps() -> None:
     """The shipped artifacts came from `python -m interp.toy.train` with the recorded settings."""
-    from transformer_lens import HookedTransformerConfig
+    from interp.toy.train import checkpoint_config
 
     info = json.loads((TOY_DIR / "training.json").read_text())
-    cfg = HookedTransformerConfig(**json.loads((TOY_DIR / "config.json").read_text()))
+    cfg = checkpoint_config(TOY_DIR, seed=info["seed"])
     losses = train(cfg, max_steps=info["steps_planned"], seed=info["seed"], stop_after=3,
                    progress=False)
     rows = (TOY_DIR / "loss.csv").read_text().splitlines()[1:4]

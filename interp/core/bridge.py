@@ -15,6 +15,9 @@ Example:
 from __future__ import annotations
 
 import json
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,8 @@ def boot(hf_model: Any, tokenizer: Any, *, name: str, device: str | torch.device
     dev = str(device) if device is not None else str(next(hf_model.parameters()).device)
     bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=tokenizer, device=dev)
     bridge.eval()
+    with torch.inference_mode():  # the bridge wires its own permanent capture hooks on a first forward:
+        bridge(torch.zeros((1, 1), dtype=torch.long, device=dev))  # done here, the model a user gets is settled
     return bridge
 
 
@@ -89,7 +94,8 @@ def load_folder(
     for key, (shape, file) in stored.items():
         if shape != expected[key]:
             raise CheckpointError(f"{folder / file}: tensor {key} has shape {shape}; config.json implies {expected[key]}")
-    hf = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32, attn_implementation="eager")
+    with _quiet_loading():
+        hf = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32, attn_implementation="eager")
     for key, param in hf.state_dict().items():
         if param.is_floating_point() and not bool(torch.isfinite(param).all()):
             raise CheckpointError(f"{folder}: tensor {key} holds NaN or infinite values")
@@ -98,6 +104,20 @@ def load_folder(
     if device is not None:
         hf.to(device)
     return boot(hf, tokenizer, name=label, device=device)
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No "Loading weights" progress bar from transformers (restored as it was)."""
+    from transformers.utils import logging
+
+    enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            logging.enable_progress_bar()
 
 
 def _tied(model: Any, key: str) -> bool:
@@ -168,3 +188,39 @@ def residual_writers(model: Any) -> list[tuple[torch.Tensor, int]]:
         if tensor.shape[axis] != d_model:
             raise RuntimeError(f"a residual writer of shape {tuple(tensor.shape)} has no d_model={d_model} axis {axis}")
     return out
+
+
+_KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _skeleton_keys(config: Any) -> list[str]:
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    keys = list(skeleton.state_dict())
+    head = skeleton.get_output_embeddings()
+    if getattr(config, "tie_word_embeddings", False) and head is not None:  # stored once, as the input embedding
+        keys.remove(_prefix(skeleton, head) + "weight")
+    return keys
+
+
+def checkpoint_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
+    """A bridge's weights under the names its Hugging Face checkpoint stores them by (the
+    bridge's own wrappers and the copies it makes, e.g. GPT-2's split query/key/value, left out;
+    a tied unembedding once, as the input embedding)."""
+    named = {}
+    for name, tensor in model.original_model.named_parameters(remove_duplicate=False):
+        named.setdefault(name.replace("._original_component", "").replace("_original_component.", ""), tensor)
+    keys = _KEYS.get(model)
+    if keys is None:  # building the skeleton on the meta device costs milliseconds: once per model
+        keys = _KEYS[model] = _skeleton_keys(model.original_model.config)
+    missing = [k for k in keys if k not in named]
+    if missing:
+        raise RuntimeError(f"{model.cfg.model_name!r}: the bridge does not show the checkpoint's {missing[:5]}")
+    return [(k, named[k]) for k in keys]
+
+
+def header(model_name: str, config: Any) -> str:
+    """The fingerprint header `"name|n_layers|d_model|d_vocab"` from a Hugging Face config."""
+    return f"{model_name}|{config.num_hidden_layers}|{config.hidden_size}|{config.vocab_size}"

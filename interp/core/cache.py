@@ -37,6 +37,9 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save_file
 from transformer_lens import HookedTransformer
 
+from interp.core.bridge import checkpoint_weights, header
+from interp.core.engine import is_bridge
+
 ENV_VAR = "INTERP_CACHE_DIR"
 _FORMAT = "interp-cache-2"  # 2: entries carry a checksum of their tensors
 _warned: set[str] = set()
@@ -63,8 +66,11 @@ def fingerprint(model: HookedTransformer, samples_per_tensor: int = 4096) -> str
     value that float16 cannot represent changes it).
     """
     cfg = model.cfg
-    header = f"{cfg.model_name}|{cfg.n_layers}|{cfg.d_model}|{cfg.d_vocab}"
-    return fingerprint_weights(header, model.named_parameters(), samples_per_tensor)
+    if is_bridge(model):  # named as the Hugging Face checkpoint names them, so a file has the same one
+        hf = model.original_model.config
+        return fingerprint_weights(header(cfg.model_name, hf), checkpoint_weights(model), samples_per_tensor)
+    return fingerprint_weights(f"{cfg.model_name}|{cfg.n_layers}|{cfg.d_model}|{cfg.d_vocab}",
+                               model.named_parameters(), samples_per_tensor)
 
 
 def fingerprint_weights(

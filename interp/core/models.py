@@ -29,6 +29,8 @@ from typing import TypeVar
 import torch
 from transformer_lens import HookedTransformer
 
+from interp.core.bridge import checkpoint_weights
+from interp.core.engine import is_bridge
 from interp.core.tokens import is_chat_model, wants_bos
 
 _T = TypeVar("_T")
@@ -260,7 +262,7 @@ def model_info(model: HookedTransformer) -> ModelInfo:
         n_heads=cfg.n_heads,
         d_vocab=cfg.d_vocab,
         n_ctx=cfg.n_ctx,
-        n_params=sum(p.numel() for p in model.parameters()),
+        n_params=n_params(model),
         device=str(next(model.parameters()).device),
         dtype=str(cfg.dtype).removeprefix("torch."),
         chat=is_chat_model(model),
@@ -268,6 +270,14 @@ def model_info(model: HookedTransformer) -> ModelInfo:
         source=report.source if report else None,
         logit_gap=report.logit_gap if report else None,
     )
+
+
+def n_params(model: HookedTransformer) -> int:
+    """Parameters counted once each: a tied embedding once, a bridge's own copies (GPT-2's split
+    query/key/value) not at all."""
+    if is_bridge(model):
+        return sum(t.numel() for _, t in checkpoint_weights(model))
+    return sum({p.data_ptr(): p.numel() for p in model.parameters()}.values())
 
 
 def offline() -> bool:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformer_lens import HookedTransformer
 
+from interp.core.bridge import header
 from interp.core.cache import fingerprint_weights
 from interp.core.models import TOY, ModelNotAvailableError, from_hub, resolve_device
 from interp.sae.fit import TOY_SAE_RETRAIN
@@ -177,17 +178,18 @@ def shipped_fingerprint(folder: str | Path | None = None) -> str:
         True
     """
     from safetensors.torch import load_file
+    from transformers import AutoConfig
 
     from interp.toy import TOY_DIR, ToyArtifactError
 
     folder = Path(folder) if folder is not None else TOY_DIR
     try:
-        cfg = json.loads((folder / "config.json").read_text())
+        cfg = AutoConfig.from_pretrained(folder)
         weights = load_file(str(folder / "model.safetensors"))
-        header = f"{cfg['model_name']}|{cfg['n_layers']}|{cfg['d_model']}|{cfg['d_vocab']}"
+        top = header(json.loads((folder / "config.json").read_text())["model_name"], cfg)
     except (OSError, ValueError, KeyError) as err:
         raise ToyArtifactError(f"the built-in model's artifacts in {folder} are unreadable ({err})") from err
-    return fingerprint_weights(header, weights.items())
+    return fingerprint_weights(top, weights.items())
 
 
 def check_sae_folder(folder: str | Path) -> None:

@@ -1,8 +1,9 @@
 """The built-in model: a small transformer trained on a generated corpus with planted skills.
 
-It is the offline default and the ground truth for every technique: a GPT-2 style
-transformer-lens `HookedTransformer` (4 layers) with a word-level tokenizer, shipped in
-`interp/toy/artifacts/` and trained by `python -m interp.toy.train`. Its skills (refusal of
+It is the offline default and the ground truth for every technique: a Hugging Face GPT-2
+checkpoint (4 layers) with a word-level tokenizer, shipped in `interp/toy/artifacts/`, trained
+by `python -m interp.toy.train` and loaded like any other checkpoint folder (a
+`TransformerBridge`). Its skills (refusal of
 harmful requests, country facts, number agreement with attractors, in-context tasks, identity
 copying) and their held-out accuracies are described in `interp/toy/README.md`.
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +28,7 @@ from interp.toy import corpus  # pure Python: `interp.toy.corpus.documents(n)` i
 
 if TYPE_CHECKING:
     import torch
-    from transformer_lens import HookedTransformer
+    from transformer_lens.model_bridge import TransformerBridge
 
     from interp.toy.evaluation import evaluate
     from interp.toy.scorecard import THRESHOLDS, ToyEval
@@ -70,8 +70,11 @@ def load_toy(
     dtype: torch.dtype | None = None,
     *,
     folder: str | Path | None = None,
-) -> HookedTransformer:
-    """Load the built-in model (offline, about a second once transformer-lens is imported).
+) -> TransformerBridge:
+    """Load the built-in model (offline, well under a second once transformers is imported).
+
+    The artifacts are a Hugging Face GPT-2 checkpoint (`interp.toy.checkpoint`), loaded strictly
+    (`interp.core.bridge.load_folder`) and wrapped in transformer-lens' `TransformerBridge`.
 
     Args:
         device: Where to put it (default: cpu).
@@ -79,7 +82,7 @@ def load_toy(
         folder: Artifact folder (default `TOY_DIR`); for retrained copies and tests.
 
     Returns:
-        A `HookedTransformer` in eval mode with `cfg.model_name == "toy"` and its tokenizer.
+        A `TransformerBridge` in eval mode with `cfg.model_name == "toy"` and its tokenizer.
 
     Raises:
         ToyArtifactError: An artifact is missing or corrupt (the message says how to retrain).
@@ -90,10 +93,8 @@ def load_toy(
         4
     """
     import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-    from transformers import PreTrainedTokenizerFast
+
+    from interp.core.bridge import CheckpointError, load_folder
 
     folder = Path(folder) if folder is not None else TOY_DIR
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
@@ -101,41 +102,19 @@ def load_toy(
             raise _fail(folder, f"{name} is missing")
     try:
         fields = json.loads((folder / "config.json").read_text())
-        cfg = HookedTransformerConfig(
-            **fields, device=str(device) if device is not None else "cpu",
-            dtype=dtype if dtype is not None else torch.float32,
-        )
-    except (ValueError, TypeError, AttributeError) as err:
+    except ValueError as err:
         raise _fail(folder, f"config.json is unreadable ({err})") from err
+    if fields.get("model_type") != "gpt2":
+        raise _fail(folder, f"config.json describes {fields.get('model_type')!r}, not a GPT-2 checkpoint")
     try:
-        tokenizer = PreTrainedTokenizerFast.from_pretrained(folder)
-    except Exception as err:  # tokenizers raises several exception types on bad json
-        raise _fail(folder, f"the tokenizer files are unreadable ({err})") from err
-    if len(tokenizer) != cfg.d_vocab:
-        raise _fail(folder, f"the tokenizer has {len(tokenizer)} tokens but config.json says "
-                            f"d_vocab={cfg.d_vocab}")
-    try:
-        state = load_file(str(folder / "model.safetensors"))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise _fail(folder, f"model.safetensors is unreadable ({err})") from err
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*HookedTransformer is deprecated.*")
-        model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=True)
-    expected = dict(model.named_parameters())
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise _fail(folder, f"model.safetensors does not match config.json (missing "
-                            f"{missing[:5]}, unexpected {unexpected[:5]})")
-    for name, tensor in state.items():
-        if tensor.shape != expected[name].shape:
-            raise _fail(folder, f"weight {name} has shape {tuple(tensor.shape)}, expected "
-                                f"{tuple(expected[name].shape)}")
-        if not torch.isfinite(tensor).all():
-            raise _fail(folder, f"weight {name} holds non-finite values")
-    model.load_state_dict(state, strict=False)  # copies into the model's device and dtype
-    model.eval()
+        model = load_folder(folder, name="toy", device=device or "cpu", dtype=dtype or torch.float32)
+    except CheckpointError as err:
+        raise _fail(folder, str(err)) from err
+    except Exception as err:  # safetensors, tokenizers and transformers raise their own types
+        raise _fail(folder, f"the checkpoint is unreadable ({type(err).__name__}: {err})") from err
+    if len(model.tokenizer) != model.cfg.d_vocab:
+        raise _fail(folder, f"the tokenizer has {len(model.tokenizer)} tokens but config.json says "
+                            f"vocab_size={model.cfg.d_vocab}")
     return model
 
 

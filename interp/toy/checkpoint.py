@@ -23,10 +23,6 @@ norm's weight, then `W_U`) gives the same logit effect as before.
 
 from __future__ import annotations
 
-import json
-import shutil
-from pathlib import Path
-
 import torch
 
 #: The GPT-2 config fields for a transformer-lens-style config of the built-in model.
@@ -84,23 +80,3 @@ def to_gpt2_state(state: dict[str, torch.Tensor], n_layers: int) -> dict[str, to
     }
     return {k: v.to(dtype).contiguous() for k, v in out.items()}
 
-
-def export(out: str | Path, source: str | Path | None = None) -> Path:
-    """Write the built-in model's shipped artifacts (`source`, default `TOY_DIR`) as a Hugging
-    Face GPT-2 folder in `out`: `config.json`, `model.safetensors`, the tokenizer files."""
-    from safetensors.torch import load_file, save_file
-    from transformers import PreTrainedTokenizerFast
-
-    from interp.toy import TOY_DIR
-
-    source, out = Path(source) if source is not None else TOY_DIR, Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    fields = json.loads((source / "config.json").read_text())
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(source)
-    config = gpt2_config(fields, bos=tokenizer.bos_token_id, eos=tokenizer.eos_token_id, pad=tokenizer.pad_token_id)
-    state = to_gpt2_state(load_file(str(source / "model.safetensors")), fields["n_layers"])
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
-    (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copyfile(source / name, out / name)
-    return out

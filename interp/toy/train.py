@@ -1,7 +1,7 @@
 """Train the built-in model on the generated corpus (CPU, a few minutes, reproducible from a seed).
 
-The model is a GPT-2 style transformer-lens `HookedTransformer` (LayerNorm, learned positional
-embeddings, GELU). Each training row is `<bos> document <eos>`, right-padded with `<pad>`; the
+The model is trained as GPT-2 style transformer-lens parameters (LayerNorm, learned positional
+embeddings, GELU) and saved as a Hugging Face GPT-2 checkpoint (`interp.toy.checkpoint`). Each training row is `<bos> document <eos>`, right-padded with `<pad>`; the
 loss is next-token cross-entropy on every non-pad target, so inference with transformer-lens'
 prepended `<bos>` sees exactly what training saw. Rows are bucketed by length to keep padding
 small. The optimiser is AdamW with linear warmup and cosine decay; the schedule is set by the
@@ -36,6 +36,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp.core.tokens import pad_rows
 from interp.toy import TOY_DIR, corpus
+from interp.toy.checkpoint import gpt2_config, to_gpt2_state
 from interp.toy.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, build_tokenizer
 
 DEFAULT_STEPS = 1600
@@ -101,6 +102,13 @@ def model_config(
         model_name="toy",
         seed=seed,
     )
+
+
+def checkpoint_config(folder: str | Path, seed: int = 0) -> HookedTransformerConfig:
+    """The training configuration of a saved built-in model (its GPT-2 `config.json`)."""
+    c = json.loads((Path(folder) / "config.json").read_text())
+    return model_config(c["vocab_size"], n_layers=c["n_layer"], d_model=c["n_embd"], n_heads=c["n_head"],
+                        d_mlp=c["n_inner"], n_ctx=c["n_positions"], seed=seed)
 
 
 def tiny_config(d_vocab: int, seed: int = 0) -> HookedTransformerConfig:
@@ -206,13 +214,15 @@ def _optimizer(model: HookedTransformer, cfg: TrainConfig) -> torch.optim.Optimi
 
 
 def save_model(model: HookedTransformer, out_dir: str | Path) -> None:
-    """Write `config.json` and `model.safetensors` (parameters only) to `out_dir`."""
+    """Write the trained parameters as a Hugging Face GPT-2 checkpoint (`config.json`,
+    `model.safetensors`; `interp.toy.checkpoint` says how the unembedding bias is carried)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(config_to_json(model.cfg), indent=1) + "\n")
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
-               for k, v in model.named_parameters()}
-    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    tok = model.tokenizer
+    config = gpt2_config(config_to_json(model.cfg), bos=tok.bos_token_id, eos=tok.eos_token_id, pad=tok.pad_token_id)
+    state = {k: v.detach().to("cpu", torch.float32) for k, v in model.named_parameters()}
+    save_file(to_gpt2_state(state, model.cfg.n_layers), str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    (out_dir / "config.json").write_text(json.dumps(config, indent=1) + "\n")
 
 
 def _write_loss(out_dir: Path, rows: list[tuple[int, float, float, float]]) -> None:
@@ -363,9 +373,10 @@ def _train(
         }
         (out / "training.json").write_text(json.dumps(info, indent=1) + "\n")
         if evaluate_after if evaluate_after is not None else not tiny:
+            from interp.toy import load_toy
             from interp.toy.evaluation import evaluate
 
-            result = evaluate(model, progress=progress)
+            result = evaluate(load_toy(folder=out), progress=progress)  # the checkpoint as shipped
             (out / "eval.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
             print(result)
     return losses
