@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     "model_info": "core.models",
     "ModelInfo": "core.models",
     "ModelNotAvailableError": "core.models",
-    "LogitMismatchError": "core.convert",
+    "LogitMismatchError": "core.checkpoints",
     "NamedCorpus": "data.corpus",
     "SUPPORTED_MODELS": "core.models",
     "ModelProfile": "core.profiles",
@@ -116,7 +116,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover  (editors and type checkers see every public name)
-    from interp.core.convert import LogitMismatchError
+    from interp.core.checkpoints import LogitMismatchError
     from interp.core.hooks import harvest, hook_name, hooked, record
     from interp.core.models import ModelInfo, ModelNotAvailableError, SUPPORTED_MODELS, load_model, model_info
     from interp.core.predict import NextTokens, next_tokens

@@ -141,7 +141,7 @@ def _hf_folder(tmp_path, arch: str, chat_template: str | None = None):
 def test_hf_folder_loads_offline_and_matches_the_original(tmp_path, arch):
     from transformers import AutoModelForCausalLM
 
-    from interp.core.convert import LOGIT_TOLERANCE
+    from interp.core.checkpoints import LOGIT_TOLERANCE
 
     folder = _hf_folder(tmp_path, arch)
     model = interp.load_model(str(folder), device="cpu")
@@ -164,20 +164,20 @@ def test_checkpoint_with_a_chat_template_is_a_chat_model(tmp_path):
 
 
 def test_a_wrong_conversion_is_caught(tmp_path, monkeypatch):
-    from interp.core import convert
+    """A bridge that computes other logits than the Hugging Face model it wraps is refused."""
+    from interp.core import bridge, checkpoints
 
-    real = convert._converter
+    real = bridge.boot
 
-    def damaged(arch):
-        def run(hf_model, cfg):
-            state = real(arch)(hf_model, cfg)
-            state["blocks.1.attn.W_O"] = state["blocks.1.attn.W_O"] * 2
-            return state
-        return run
+    def damaged(hf_model, tokenizer, **kw):
+        model = real(hf_model, tokenizer, **kw)
+        with torch.no_grad():
+            model.blocks[1].attn.o.original_component.weight.mul_(2)  # W_O
+        return model
 
-    monkeypatch.setattr(convert, "_converter", damaged)
+    monkeypatch.setattr(bridge, "boot", damaged)
     folder = _hf_folder(tmp_path, "llama")
-    with pytest.raises(convert.LogitMismatchError, match=rf"{folder.name}.*differ.*tolerance is 0.01"):
+    with pytest.raises(checkpoints.LogitMismatchError, match=rf"{folder.name}.*differ.*tolerance is 0.01"):
         interp.load_model(str(folder))
 
 
@@ -201,10 +201,10 @@ def test_bad_paths_each_get_one_clear_error(tmp_path):
 def test_unsupported_architecture_names_the_supported_ones(tmp_path):
     import transformers as tf
 
-    folder = tmp_path / "tiny-opt"
-    tf.OPTForCausalLM(tf.OPTConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
-                                   num_attention_heads=2, word_embed_proj_dim=16)).save_pretrained(folder)
-    with pytest.raises(ValueError, match=r"tiny-opt'.*'OPTForCausalLM' cannot be converted.*LlamaForCausalLM"):
+    folder = tmp_path / "tiny-biogpt"  # an architecture transformer-lens' bridge has no adapter for
+    tf.BioGptForCausalLM(tf.BioGptConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1, intermediate_size=32,
+                                         num_attention_heads=2)).save_pretrained(folder)
+    with pytest.raises(ValueError, match=r"tiny-biogpt.*'BioGptForCausalLM' is not supported.*LlamaForCausalLM"):
         interp.load_model(str(folder))
 
 

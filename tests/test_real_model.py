@@ -38,7 +38,7 @@ def smol():
 
 
 def test_model_facts_and_the_hf_comparison(smol):
-    from interp.core.convert import LOGIT_TOLERANCE
+    from interp.core.checkpoints import LOGIT_TOLERANCE
 
     info = interp.model_info(smol)
     assert (info.n_layers, info.d_model, info.n_heads, info.d_vocab) == (30, 576, 9, 49152)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,20 @@ def boot(hf_model: Any, tokenizer: Any, *, name: str, device: str | torch.device
     return bridge
 
 
+def check_architecture(config: Any, where: str) -> str:
+    """The config's architecture, refused (naming the supported ones) when transformer-lens'
+    bridge has no adapter for it."""
+    from transformer_lens.factories.architecture_adapter_factory import SUPPORTED_ARCHITECTURES
+
+    names = list(getattr(config, "architectures", None) or [])
+    arch = names[0] if names else f"{config.model_type} (no architectures in config.json)"
+    if arch not in SUPPORTED_ARCHITECTURES:
+        causal = sorted(a for a in SUPPORTED_ARCHITECTURES if a.endswith(("ForCausalLM", "LMHeadModel")))
+        raise ValueError(f"{where}: {arch!r} is not supported by transformer-lens' TransformerBridge; "
+                         f"supported causal LMs: {', '.join(causal)}")
+    return arch
+
+
 def _tensor_names(folder: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     from safetensors import safe_open
 
@@ -59,10 +73,11 @@ def _tensor_names(folder: Path) -> dict[str, tuple[tuple[int, ...], str]]:
 
 def load_folder(
     folder: str | Path, *, name: str | None = None, device: str | torch.device | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | None = None, before_boot: Callable[[dict[str, Any]], None] | None = None,
 ) -> Any:
     """Load a Hugging Face checkpoint folder (`config.json`, `*.safetensors`, tokenizer files)
-    strictly and wrap it in a bridge.
+    strictly and wrap it in a bridge. `before_boot` sees `{"hf_model", "tokenizer",
+    "n_tensors"}` before the bridge wraps the model (e.g. to read its own logits).
 
     Raises:
         CheckpointError: a file is missing; a tensor the model needs is absent, the checkpoint
@@ -79,6 +94,7 @@ def load_folder(
     if not stored:
         raise CheckpointError(f"{folder}: no *.safetensors weights")
     config = AutoConfig.from_pretrained(folder)
+    check_architecture(config, str(folder))
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
@@ -94,7 +110,7 @@ def load_folder(
     for key, (shape, file) in stored.items():
         if shape != expected[key]:
             raise CheckpointError(f"{folder / file}: tensor {key} has shape {shape}; config.json implies {expected[key]}")
-    with _quiet_loading():
+    with quiet_loading():
         hf = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32, attn_implementation="eager")
     for key, param in hf.state_dict().items():
         if param.is_floating_point() and not bool(torch.isfinite(param).all()):
@@ -103,11 +119,13 @@ def load_folder(
     label = name or json.loads((folder / "config.json").read_text()).get("model_name") or folder.name
     if device is not None:
         hf.to(device)
+    if before_boot is not None:
+        before_boot({"hf_model": hf, "tokenizer": tokenizer, "n_tensors": len(stored)})
     return boot(hf, tokenizer, name=label, device=device)
 
 
 @contextmanager
-def _quiet_loading() -> Iterator[None]:
+def quiet_loading() -> Iterator[None]:
     """No "Loading weights" progress bar from transformers (restored as it was)."""
     from transformers.utils import logging
 

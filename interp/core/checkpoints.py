@@ -1,20 +1,23 @@
 """Checkpoints on disk: a Hugging Face model folder or a GGUF file, loaded with no hub access.
 
 `interp.load_model(path)` comes here. A **folder** holds `config.json`, weights as
-`*.safetensors` and the tokenizer files; it loads in float32 with `local_files_only`, converts
-(`interp.core.convert`) and is checked against the Hugging Face model. A **GGUF file** (the
-llama.cpp format, weights usually quantised) is dequantised by transformers (it needs the `gguf`
-package); that, and rebuilding the tokenizer from the GGUF's vocabulary, takes tens of seconds,
-so the converted weights, the config and the tokenizer are cached under
-`interp.core.cache.cache_dir() / "models"`, keyed by the file's SHA-256, and later loads read
-that entry (about a second). The logit difference measured at conversion is stored with it.
+`*.safetensors` and the tokenizer files; it is loaded strictly (`interp.core.bridge.load_folder`:
+every tensor checked against `config.json`, every weight finite) and wrapped in a
+`TransformerBridge`. A **GGUF file** (the llama.cpp format, weights usually quantised) is
+dequantised by transformers (it needs the `gguf` package), refused when its tensors do not
+make the model its architecture label names, and saved once as a Hugging Face folder under
+`interp.core.cache.cache_dir() / "models"`, keyed by the file's SHA-256, with a manifest of
+every file's SHA-256 (weights, config, tokenizer) that is verified on every read: a damaged
+entry is rebuilt, never used; an unwritable cache folder means no cache, with a warning.
 
-What each load did is kept per model object (`load_report(model)`), which `model_info` shows.
+Each load also compares the bridge's logits with the Hugging Face model's own on a short prompt
+(`logit_gap`, measured before the bridge wraps the model), so a wrapping that computes something
+else is an error. What each load checked is kept per model object (`load_report(model)`), which
+`model_info` shows.
 
 Example:
     >>> model = interp.load_model("path/to/SmolLM2-135M-Instruct.Q4_1.gguf")
-    >>> interp.model_info(model).logit_gap < 1e-2
-    True
+    >>> interp.model_info(model).checks
 """
 
 from __future__ import annotations
@@ -24,41 +27,53 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformer_lens import HookedTransformer
 
-from interp.core.convert import LOGIT_TOLERANCE, build_hooked, hooked_from_hf, tl_config, tokenizer_adds_bos
+from interp.core.bridge import CheckpointError, boot, check_architecture, load_folder, quiet_loading
 
-_FORMAT = "interp-gguf-1"
+_FORMAT = "interp-hf-1"
 _GGUF_MAGIC = b"GGUF"
 _EXPECTED = "a Hugging Face model folder (config.json, *.safetensors, tokenizer files) or a .gguf file"
 _REPORTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Largest allowed difference of centred logits between the bridge and the Hugging Face model it
+#: wraps, on `CHECK_PROMPT`.
+LOGIT_TOLERANCE = 1e-2
+CHECK_PROMPT = "The capital of France is Paris. The capital of Japan is"
+#: GGUF `general.architecture` values read here (transformers' GGUF loader and the bridge).
+GGUF_ARCHITECTURES = ("llama", "mistral", "qwen2", "gemma", "gemma2", "gpt2")
+
+
+class LogitMismatchError(RuntimeError):
+    """The bridged model's logits differ from the Hugging Face model's beyond the tolerance."""
 
 
 @dataclass(frozen=True)
 class LoadReport:
-    """Where a model came from and how well its conversion matched the original.
+    """Where a model came from and what its load checked.
 
     Attributes:
         source: the folder or file it was loaded from.
-        logit_gap: largest difference of centred logits against the Hugging Face model
-            (`interp.core.convert.logit_gap`), measured when the checkpoint was converted.
+        logit_gap: largest difference of centred logits between the bridge and the Hugging Face
+            model it wraps on `CHECK_PROMPT` (None when read from a verified cache entry).
         tolerance: the bound `logit_gap` was checked against.
-        cached: True when the weights came from the conversion cache.
+        cached: True when the weights came from the cache.
+        checks: what was checked against what, one line each.
     """
 
     source: str
     logit_gap: float | None
     tolerance: float = LOGIT_TOLERANCE
     cached: bool = False
+    checks: tuple[str, ...] = ()
 
 
-def load_report(model: HookedTransformer) -> LoadReport | None:
+def load_report(model: Any) -> LoadReport | None:
     """How `model` was loaded from a checkpoint, or None for other models."""
     return _REPORTS.get(model)
 
@@ -79,36 +94,32 @@ def load_checkpoint(
     name: str | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype | None = None,
-) -> HookedTransformer:
-    """Load a Hugging Face folder or a GGUF file as a `HookedTransformer`.
+) -> Any:
+    """Load a Hugging Face folder or a GGUF file as a `TransformerBridge`.
 
     Args:
         path: the folder or the `.gguf` file.
         name: the model's `model_name` (its profile is found by it); the folder's or file's name
             when None.
-        device: where the model goes (conversion runs on the CPU).
-        dtype: the model's dtype after the check (which runs in float32); float32 when None.
+        device: where the model goes.
+        dtype: the model's dtype; float32 when None.
 
     Raises:
         ValueError: the path is neither a model folder nor a GGUF file, the GGUF is unreadable,
-            or the architecture cannot be converted (each message names the path).
-        interp.core.convert.LogitMismatchError: the converted model disagrees with the original.
+            or its tensors disagree with its architecture (each message names the path).
+        interp.core.bridge.CheckpointError: a folder's tensors disagree with its config.
+        LogitMismatchError: the bridge computes other logits than the Hugging Face model.
     """
     where = Path(path).expanduser()
     if not where.exists():
         raise ValueError(f"model path {str(path)!r} does not exist: expected {_EXPECTED}")
     if where.is_dir():
-        model, report = _load_folder(where, name or where.resolve().name)
+        model, report = _load_folder(where, name or where.resolve().name, device, dtype)
     elif _is_gguf(where):
-        model, report = _load_gguf(where, name or where.stem)
+        model, report = _load_gguf(where, name or where.stem, device, dtype)
     else:
         raise ValueError(f"model path {str(path)!r} is a file but not a GGUF file (it does not start "
                          f"with the GGUF magic bytes): expected {_EXPECTED}")
-    if torch.device(device) != torch.device(str(model.cfg.device)):
-        model = model.to(device)
-    if dtype is not None and dtype != torch.float32:
-        model = model.to(dtype)
-    model.eval()
     _REPORTS[model] = report
     _ensure_profile(model)
     return model
@@ -119,29 +130,59 @@ def _is_gguf(path: Path) -> bool:
         return f.read(4) == _GGUF_MAGIC
 
 
-def _load_folder(folder: Path, name: str) -> tuple[HookedTransformer, LoadReport]:
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+def _reference(hf_model: Any, tokenizer: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The check prompt's tokens and the Hugging Face model's own logits on them."""
+    tokens = torch.tensor([tokenizer(CHECK_PROMPT)["input_ids"]], device=next(hf_model.parameters()).device)
+    with torch.inference_mode():
+        return tokens, hf_model(tokens).logits.float()
 
-    from interp.core.convert import architecture
+
+def _checked(model: Any, reference: tuple[torch.Tensor, torch.Tensor], where: str) -> float:
+    tokens, theirs = reference
+    with torch.inference_mode():
+        ours = model(tokens).float()
+    gap = float(((ours - ours.mean(-1, keepdim=True)) - (theirs - theirs.mean(-1, keepdim=True))).abs().max())
+    if not gap <= LOGIT_TOLERANCE:
+        raise LogitMismatchError(
+            f"{where}: the bridged model's logits differ from the Hugging Face model's by up to {gap:.3g} "
+            f"(centred logits on {CHECK_PROMPT!r}); the tolerance is {LOGIT_TOLERANCE}"
+        )
+    return gap
+
+
+def _load_folder(folder: Path, name: str, device: Any, dtype: Any) -> tuple[Any, LoadReport]:
+    from transformers import AutoConfig, AutoTokenizer
 
     if not (folder / "config.json").is_file():
         raise ValueError(f"model folder {str(folder)!r} has no config.json: expected {_EXPECTED}")
     if not any(folder.glob("*.safetensors")):
         raise ValueError(f"model folder {str(folder)!r} has no *.safetensors weights: expected {_EXPECTED}")
     try:
-        hf_config = AutoConfig.from_pretrained(folder, local_files_only=True)
-    except (ValueError, OSError, json.JSONDecodeError) as err:
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    except (ValueError, OSError, KeyError, json.JSONDecodeError) as err:
         raise ValueError(f"model folder {str(folder)!r}: config.json is unreadable ({err})") from err
-    architecture(hf_config, repr(str(folder)))  # fail before reading any weights
+    check_architecture(config, repr(str(folder)))  # before any weights are read
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (ValueError, OSError) as err:
         raise ValueError(f"model folder {str(folder)!r} has no usable tokenizer files ({err}): "
                          f"expected {_EXPECTED}") from err
-    hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
-    hf_model.eval()
-    model, gap = hooked_from_hf(hf_model, tokenizer, name=name, where=repr(str(folder)))
-    return model, LoadReport(source=str(folder.resolve()), logit_gap=gap)
+    seen: dict[str, Any] = {}
+
+    def read_reference(loaded: dict[str, Any]) -> None:
+        seen["reference"] = _reference(loaded["hf_model"], loaded["tokenizer"])
+        seen["n_tensors"] = loaded["n_tensors"]
+
+    model = load_folder(folder, name=name, device=device, dtype=dtype, before_boot=read_reference)
+    gap = _checked(model, seen["reference"], repr(str(folder)))
+    checks = (f"tensors: names and shapes against config.json ({seen['n_tensors']} tensors)",
+              "weights: all finite",
+              f"logits: the bridge against the Hugging Face model on a {seen['reference'][0].shape[1]}-token prompt "
+              f"(gap {gap:.2g} <= {LOGIT_TOLERANCE})")
+    return model, LoadReport(source=str(folder.resolve()), logit_gap=gap, checks=checks)
+
+
+# --- GGUF files -----------------------------------------------------------------------------------
 
 
 def file_sha256(path: Path) -> str:
@@ -154,44 +195,94 @@ def file_sha256(path: Path) -> str:
 
 
 def gguf_entry(path: Path) -> Path:
-    """The cache folder holding the conversion of the GGUF file at `path`."""
+    """The cache folder holding the dequantised Hugging Face checkpoint of the GGUF file at `path`."""
     from interp.core.cache import cache_dir
 
     return cache_dir() / "models" / f"{path.stem}-{file_sha256(path)[:16]}"
 
 
-def _load_gguf(path: Path, name: str) -> tuple[HookedTransformer, LoadReport]:
-    from transformers import AutoTokenizer
-
+def _load_gguf(path: Path, name: str, device: Any, dtype: Any) -> tuple[Any, LoadReport]:
     entry = gguf_entry(path)
-    cached = _read_entry(entry, name, path)
-    if cached is not None:
-        return cached
+    label = gguf_architecture(path)
+    if _verified(entry, path):
+        model, report = _load_folder(entry, name, device, dtype)
+        checks = (f"cache: SHA-256 of every file of {entry.name} (weights, config, tokenizer) against its manifest",
+                  f"GGUF: architecture {label!r} matched its tensors when the entry was written", *report.checks)
+        return model, LoadReport(str(path.resolve()), report.logit_gap, cached=True, checks=checks)
     hf_model, tokenizer = _dequantise(path)
-    # The tokenizer and config go to the entry first: TransformerLens reloads the tokenizer from
-    # its folder, which must outlive this call. The entry counts only once its weights are written.
-    staging = Path(tempfile.mkdtemp(dir=_mkdir(entry.parent), prefix=f".{entry.name}."))
+    _write_entry(entry, hf_model, tokenizer, path)
+    if dtype is not None:
+        hf_model.to(dtype)
+    hf_model.to(device)
+    reference = _reference(hf_model, tokenizer)
+    model = boot(hf_model, tokenizer, name=name, device=device)
+    gap = _checked(model, reference, repr(str(path)))
+    checks = (f"GGUF: architecture {label!r} against its tensors (none missing, none unused)",
+              "weights: all finite",
+              f"logits: the bridge against the Hugging Face model (gap {gap:.2g} <= {LOGIT_TOLERANCE})")
+    return model, LoadReport(str(path.resolve()), gap, checks=checks)
+
+
+def _write_entry(entry: Path, hf_model: Any, tokenizer: Any, source: Path) -> None:
+    """Save the checkpoint, then its manifest, into a staging folder swapped in whole; an
+    unwritable cache folder warns once and leaves no entry."""
     try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{entry.name}."))
+    except OSError as err:
+        warnings.warn(f"cache folder {entry.parent} is not writable ({err}); {source.name} is not cached "
+                      "and will be dequantised again next time", RuntimeWarning, stacklevel=4)
+        return
+    try:
+        _save_checkpoint(hf_model, staging)
         tokenizer.save_pretrained(staging)
-        hf_model.config.save_pretrained(staging)
+        files = {p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.is_file()}
+        (staging / "manifest.json").write_text(json.dumps(
+            {"format": _FORMAT, "source": str(source.resolve()), "files": files}, indent=1))
         shutil.rmtree(entry, ignore_errors=True)
         os.replace(staging, entry)
-    except BaseException:
+    except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
-    tokenizer = AutoTokenizer.from_pretrained(entry, local_files_only=True)
-    model, gap = hooked_from_hf(hf_model, tokenizer, name=name, where=repr(str(path)))
-    _save_weights(entry, model, gap, path)
-    return model, LoadReport(str(path.resolve()), gap)
+        warnings.warn(f"could not write the cache entry {entry} ({err}); {source.name} is not cached",
+                      RuntimeWarning, stacklevel=4)
 
 
-def _mkdir(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+def _save_checkpoint(hf_model: Any, folder: Path) -> None:
+    """`config.json` + `model.safetensors` of a dequantised model (transformers will not
+    `save_pretrained` a model it read from GGUF); a tied unembedding is stored once."""
+    from safetensors.torch import save_file
+
+    config = hf_model.config
+    config.architectures = config.architectures or [type(hf_model).__name__]
+    tied = getattr(config, "tie_word_embeddings", False)
+    head = hf_model.get_output_embeddings()
+    skip = {name + ".weight" for name, m in hf_model.named_modules() if tied and m is head}
+    state = {k: v.detach().contiguous() for k, v in hf_model.state_dict().items() if k not in skip}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    config.save_pretrained(folder)
+    raw = json.loads((folder / "config.json").read_text())
+    if raw.pop("quantization_config", None) is not None:  # the entry holds plain float weights
+        (folder / "config.json").write_text(json.dumps(raw, indent=2))
 
 
-#: GGUF `general.architecture` values of the architectures `interp.core.convert` supports.
-GGUF_ARCHITECTURES = ("llama", "mistral", "qwen2", "gemma", "gemma2", "gpt2")
+def _verified(entry: Path, source: Path) -> bool:
+    """Whether the entry is whole: its manifest lists every file, with the SHA-256 it has now."""
+    try:
+        manifest = json.loads((entry / "manifest.json").read_text())
+        files = manifest["files"]
+        present = {p.name for p in entry.iterdir() if p.is_file()} - {"manifest.json"}
+        if manifest.get("format") != _FORMAT or set(files) != present or not files:
+            raise ValueError("the manifest does not list the entry's files")
+        for file, digest in files.items():
+            if file_sha256(entry / file) != digest:
+                raise ValueError(f"{file} has changed since it was written")
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        warnings.warn(f"the cache entry {entry} for {source.name} is damaged ({err}); rebuilding it",
+                      RuntimeWarning, stacklevel=4)
+        return False
+    return True
 
 
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
@@ -240,14 +331,16 @@ def gguf_architecture(path: Path) -> str:
         else:
             raise fail("no general.architecture in its header")
     if found not in GGUF_ARCHITECTURES:
-        raise ValueError(f"GGUF file {str(path)!r} holds a {found!r} model, which cannot be converted to a "
-                         f"HookedTransformer here; supported: {', '.join(GGUF_ARCHITECTURES)}")
+        raise ValueError(f"GGUF file {str(path)!r} holds a {found!r} model, which cannot be read here; "
+                         f"supported: {', '.join(GGUF_ARCHITECTURES)}")
     return found
 
 
 def _dequantise(path: Path) -> tuple[Any, Any]:
-    """The float32 Hugging Face model and tokenizer of a GGUF file."""
-    gguf_architecture(path)
+    """The float32 Hugging Face model and tokenizer of a GGUF file, refused when the tensors do
+    not make the model its architecture label names (transformers only warns, then initialises
+    what is missing at random)."""
+    label = gguf_architecture(path)
     try:
         import gguf  # noqa: F401
     except ImportError as err:
@@ -256,55 +349,28 @@ def _dequantise(path: Path) -> tuple[Any, Any]:
 
     where = dict(pretrained_model_name_or_path=path.parent, gguf_file=path.name, local_files_only=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(**where)
-        hf_model = AutoModelForCausalLM.from_pretrained(**where, dtype=torch.float32)
+        with quiet_loading():
+            tokenizer = AutoTokenizer.from_pretrained(**where)
+            hf_model, info = AutoModelForCausalLM.from_pretrained(
+                **where, dtype=torch.float32, attn_implementation="eager", output_loading_info=True)
     except Exception as err:  # the GGUF reader raises ValueError, KeyError, struct.error, ... on damage
         raise ValueError(
             f"GGUF file {str(path)!r} could not be read as a model ({type(err).__name__}: {err}); "
             f"expected an intact GGUF file"
         ) from err
-    hf_model.eval()
-    return hf_model, tokenizer
+    tied = getattr(hf_model.config, "tie_word_embeddings", False)
+    missing = [k for k in info.get("missing_keys", []) if not (tied and k == "lm_head.weight")]
+    unused = list(info.get("unexpected_keys", [])) + list(info.get("mismatched_keys", []))
+    if missing or unused:
+        raise ValueError(f"GGUF file {str(path)!r} says it holds a {label!r} model, but its tensors do not make "
+                         f"one: missing {missing[:5]}, unused or mis-shaped {unused[:5]}")
+    for key, param in hf_model.state_dict().items():
+        if param.is_floating_point() and not bool(torch.isfinite(param).all()):
+            raise CheckpointError(f"GGUF file {str(path)!r}: tensor {key} holds NaN or infinite values")
+    return hf_model.eval(), tokenizer
 
 
-def _save_weights(folder: Path, model: HookedTransformer, gap: float | None, source: Path) -> None:
-    """Write the converted weights into the entry, atomically (`interp.core.cache.save`)."""
-    from interp.core.cache import save
-
-    meta = {"format": _FORMAT, "source": str(source.resolve()), "logit_gap": repr(gap),
-            "tolerance": repr(LOGIT_TOLERANCE), "default_prepend_bos": str(model.cfg.default_prepend_bos)}
-    save(folder / "model.safetensors", dict(model.named_parameters()), meta)  # buffers are rebuilt
-
-
-def _read_entry(entry: Path, name: str, source: Path) -> tuple[HookedTransformer, LoadReport] | None:
-    """The cached conversion, or None when it is missing, corrupt or from another format."""
-    weights = entry / "model.safetensors"
-    if not weights.is_file():
-        return None
-    try:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-        from transformers import AutoConfig, AutoTokenizer
-
-        with safe_open(str(weights), framework="pt") as f:
-            meta = f.metadata() or {}
-        if meta.get("format") != _FORMAT:
-            return None
-        tokenizer = AutoTokenizer.from_pretrained(entry, local_files_only=True)
-        hf_config = AutoConfig.from_pretrained(entry, local_files_only=True)
-        cfg = tl_config(hf_config, name=name, prepend_bos=tokenizer_adds_bos(tokenizer), where=repr(str(source)))
-        model = build_hooked(cfg, tokenizer)
-        params = load_file(str(weights))
-        if set(params) != {name for name, _ in model.named_parameters()}:
-            return None
-        model.load_state_dict(params, strict=False)
-    except Exception:  # a corrupt or mismatched entry is rebuilt, never trusted
-        return None
-    gap = None if meta.get("logit_gap") in (None, "None") else float(meta["logit_gap"])
-    return model, LoadReport(str(source.resolve()), gap, float(meta.get("tolerance", LOGIT_TOLERANCE)), cached=True)
-
-
-def _ensure_profile(model: HookedTransformer) -> None:
+def _ensure_profile(model: Any) -> None:
     """Give a checkpoint with no registered profile one derived from its own tokenizer: chat when
     the tokenizer carries a chat template (the checkpoint says it is a chat model)."""
     from interp.core.profiles import derive_profile, has_profile, set_profile

