@@ -211,19 +211,24 @@ def test_tiny_families_equal_plain_hugging_face_with_a_torch_hook(family, word_t
 def test_a_trained_model_saves_as_a_gpt2_checkpoint_with_its_unembedding_bias(word_tokenizer, tmp_path):
     """`interp.toy.train.save_model`: GPT-2 has no unembedding bias; the final norm carries it
     exactly (`interp.toy.checkpoint`), at every layer's read-out, not just the last."""
-    from transformer_lens import HookedTransformer
+    from dataclasses import asdict
+
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     from interp.core.readout import final_logits
     from interp.toy import load_toy
+    from interp.toy.params import ToyParams
     from interp.toy.train import save_model, tiny_config
 
-    torch.manual_seed(0)
-    trained = HookedTransformer(tiny_config(len(word_tokenizer)), tokenizer=word_tokenizer).eval()
+    cfg = tiny_config(len(word_tokenizer))
+    params = ToyParams(cfg, tokenizer=word_tokenizer)
     with torch.no_grad():  # a trained model's norm and bias are far from their initial values
-        trained.unembed.b_U.normal_(0, 1.0)
-        trained.ln_final.w.uniform_(0.5, 1.5)
-        trained.ln_final.b.normal_(0, 0.2)
-    save_model(trained, tmp_path)
+        params.unembed.b_U.normal_(0, 1.0)
+        params.ln_final.w.uniform_(0.5, 1.5)
+        params.ln_final.b.normal_(0, 0.2)
+    save_model(params, tmp_path)
+    trained = HookedTransformer(HookedTransformerConfig(**asdict(cfg)), tokenizer=word_tokenizer).eval()
+    trained.load_state_dict(params.state_dict(), strict=False)  # the parameters as transformer-lens runs them
     word_tokenizer.save_pretrained(tmp_path)
     loaded = load_toy(folder=tmp_path)
     tokens = torch.tensor([[1, 7, 9, 12, 5, 30]])
@@ -235,3 +240,48 @@ def test_a_trained_model_saves_as_a_gpt2_checkpoint_with_its_unembedding_bias(wo
             assert_close(got, want[name], what=name)
             assert_close(_centred(final_logits(loaded, got)), _centred(final_logits(trained, want[name])),
                          what=f"read-out of layer {layer}")
+
+
+def test_a_profile_with_processed_weights_gives_an_sae_the_activations_it_was_trained_on(word_tokenizer, tmp_path):
+    """sae-lens' GPT-2 SAEs were trained on `HookedTransformer.from_pretrained`'s processed weights
+    (LayerNorm folded, writing weights centred): a profile with `processed_weights=True` makes
+    `load_model` run the bridge in compatibility mode, whose residual stream is that one."""
+    from sae_lens import TopKSAE, TopKSAEConfig
+    from sae_lens.saes.sae import SAEMetadata
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformer_lens.pretrained.weight_conversions.gpt2 import convert_gpt2_weights
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from interp.core.profiles import ModelProfile, register_profile
+
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=len(word_tokenizer), n_positions=32, n_embd=32, n_layer=2, n_head=4,
+                                    bos_token_id=word_tokenizer.bos_token_id)).eval()
+    with torch.no_grad():  # a trained model's norms are far from the identity; folding them then matters
+        for name, p in hf.named_parameters():
+            if "ln" in name:
+                p.add_(torch.randn_like(p) * 0.3)
+    folder = tmp_path / "tiny-processed"
+    hf.save_pretrained(folder)
+    word_tokenizer.save_pretrained(folder)
+    register_profile(ModelProfile(name="tiny-processed", processed_weights=True))
+    processed, raw = interp.load_model(str(folder)), load_folder(folder)
+    assert processed.compatibility_mode and not getattr(raw, "compatibility_mode", False)
+    c = hf.config
+    cfg = HookedTransformerConfig(n_layers=c.n_layer, d_model=c.n_embd, n_ctx=c.n_positions, d_head=c.n_embd // c.n_head,
+                                  n_heads=c.n_head, d_mlp=4 * c.n_embd, d_vocab=c.vocab_size, act_fn="gelu_new",
+                                  normalization_type="LN", positional_embedding_type="standard",
+                                  original_architecture="GPT2LMHeadModel")
+    trained_on = HookedTransformer(cfg)  # what sae-lens read: from_pretrained's processing of these weights
+    trained_on.load_and_process_state_dict(convert_gpt2_weights(hf, cfg), fold_ln=True, center_writing_weights=True,
+                                           center_unembed=True)
+    hook = "blocks.1.hook_resid_pre"
+    tokens, _ = interp.tokenize(processed, ["the cat sat on the mat"])
+    want = trained_on.run_with_cache(tokens)[1][hook]
+    assert_close(harvest(processed, tokens, [hook])[hook], want, ulps=64, what="processed residual")
+    assert (harvest(raw, tokens, [hook])[hook] - want).abs().max() > 1e-2, "processing must matter here"
+    sae = TopKSAE(TopKSAEConfig(d_in=32, d_sae=24, k=4, metadata=SAEMetadata(hook_name=hook, model_name="tiny-processed")))
+    with torch.no_grad():
+        sae.W_enc.normal_()
+    acts = interp.feature_activations(processed, sae, "the cat sat on the mat").acts
+    assert_close(acts, sae.encode(want[0])[-len(acts):], ulps=256, what="SAE features")

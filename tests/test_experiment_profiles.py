@@ -90,7 +90,8 @@ def test_gpt2_profile_gives_the_anchors_and_nothing_else_new(gpt2_shaped):
     }
     # everything else is what a model named gpt2 got before (derived: no chat template, the defaults)
     derived = derive_profile(gpt2_shaped)
-    assert dataclasses.replace(profile, known_neurons={}) == derived
+    assert profile.processed_weights  # sae-lens' gpt2-small SAEs read transformer-lens-processed activations
+    assert dataclasses.replace(profile, known_neurons={}, processed_weights=False) == derived
     assert profile.chat_template is None and profile.default_corpus is None and not profile.chat
     assert dict(profile.patchscope_presets) == dict(derived.patchscope_presets)
     assert profile.refusal_tokens == derived.refusal_tokens and profile.prepend_bos is None

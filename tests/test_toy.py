@@ -194,13 +194,21 @@ def test_shipped_run_reproduces_its_first_steps() -> None:
 
 
 def test_fast_forward_matches_hooked_transformer(tokenizer) -> None:  # noqa: ANN001
-    from transformer_lens import HookedTransformer
+    from dataclasses import asdict
 
-    torch.manual_seed(0)
-    model = HookedTransformer(tiny_config(len(tokenizer)))
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from interp.toy.params import ToyParams
+
+    cfg = tiny_config(len(tokenizer))
+    model = ToyParams(cfg)
+    reference = HookedTransformer(HookedTransformerConfig(**asdict(cfg)))  # the same names, the same values
+    assert [n for n, _ in reference.named_parameters()] == [n for n, _ in model.named_parameters()]
+    for (_, ours), (_, theirs) in zip(model.named_parameters(), reference.named_parameters()):
+        assert torch.equal(ours, theirs)  # transformer-lens' GPT-2 initialisation, draw for draw
     tokens = torch.randint(0, len(tokenizer), (3, 11))
     with torch.no_grad():
-        torch.testing.assert_close(fast_forward(model, tokens), model(tokens), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(fast_forward(model, tokens), reference(tokens), atol=1e-4, rtol=1e-4)
         assert lm_loss(model, tokens, 0).isfinite()
 
 

@@ -249,3 +249,15 @@ def checkpoint_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
 def header(model_name: str, config: Any) -> str:
     """The fingerprint header `"name|n_layers|d_model|d_vocab"` from a Hugging Face config."""
     return f"{model_name}|{config.num_hidden_layers}|{config.hidden_size}|{config.vocab_size}"
+
+
+def match_profile_processing(model: Any) -> Any:
+    """Run the bridge in transformer-lens' compatibility mode (processed weights: LayerNorm
+    folded, writing weights and unembedding centred) when its profile says its SAEs and findings
+    were made that way (`ModelProfile.processed_weights`). Logits keep their probabilities;
+    the residual stream becomes the processed one."""
+    from interp.core.profiles import profile_for
+
+    if profile_for(model).processed_weights and not getattr(model, "compatibility_mode", False):
+        model.enable_compatibility_mode(disable_warnings=True)
+    return model

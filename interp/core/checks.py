@@ -153,10 +153,11 @@ def check_count(value: Any, name: str, *, minimum: int = 1, maximum: int | None 
     return int(value)
 
 
-def renamed(old: str, new: str, kwargs: dict[str, Any], func: str, current: Any = None) -> Any:
+def renamed(old: str, new: str, kwargs: dict[str, Any], func: str, current: Any = None, *, depth: int = 0) -> Any:
     """Pop a deprecated keyword from `kwargs`, warn that `new` replaces it, and return its value
     (`_MISSING` when absent). Pass the new keyword's value as `current` (None when not given) to
-    get a TypeError when both names are used.
+    get a TypeError when both names are used; `depth`: how many helper frames sit between the
+    public function and this call (the warning points at the user's line).
 
     Example:
         >>> def f(model, *, targets=None, **old):
@@ -170,7 +171,7 @@ def renamed(old: str, new: str, kwargs: dict[str, Any], func: str, current: Any 
     if current is not None and current is not _MISSING:
         raise TypeError(f"{func}() got both {new}= and its deprecated name {old}=; pass only {new}=")
     warnings.warn(f"{func}({old}=...) is deprecated and will be removed in the next release; use {new}=...",
-                  DeprecationWarning, stacklevel=3)
+                  DeprecationWarning, stacklevel=3 + depth)
     return kwargs.pop(old)
 
 

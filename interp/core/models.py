@@ -28,7 +28,7 @@ from typing import TypeVar
 import torch
 from transformer_lens import HookedTransformer
 
-from interp.core.bridge import checkpoint_weights
+from interp.core.bridge import checkpoint_weights, match_profile_processing
 from interp.core.engine import is_bridge
 from interp.core.tokens import is_chat_model, wants_bos
 
@@ -229,7 +229,7 @@ def load_model(
     from interp.core.checkpoints import load_checkpoint, looks_like_path
 
     if looks_like_path(name):
-        return load_checkpoint(name, device=dev, dtype=dt, **spread)
+        return match_profile_processing(load_checkpoint(name, device=dev, dtype=dt, **spread))
     from transformer_lens.loading_from_pretrained import get_official_model_name
 
     try:
@@ -243,7 +243,7 @@ def load_model(
     official = get_official_model_name(name)
 
     def load() -> object:
-        return hub_model(official, name=name, device=dev, dtype=dt, **spread)
+        return match_profile_processing(hub_model(official, name=name, device=dev, dtype=dt, **spread))
 
     return from_hub(load, f"the weights of {name!r}", f"interp.load_model({name!r})",
                     f"The built-in model works offline: interp.load_model({TOY!r}).")

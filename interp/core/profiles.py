@@ -115,6 +115,11 @@ class ModelProfile:
         known_neurons: published findings about MLP neurons of these weights: a behaviour ->
             `((layer, neuron), ...)`, e.g. GPT-2 small's `{"number agreement": ((10, 2096),
             (9, 1094))}`; empty when none are known. Experiments check them where listed.
+        processed_weights: the model's published SAEs (and findings) were made on
+            transformer-lens-processed weights (`fold_ln`, centred writing weights and
+            unembedding, as `HookedTransformer.from_pretrained` did; e.g. `gpt2-small-res-jb`),
+            so `load_model` runs the bridge in compatibility mode, where the activations are the
+            ones those SAEs were trained on. False: the Hugging Face model's own activations.
     """
 
     name: str
@@ -130,6 +135,7 @@ class ModelProfile:
     known_neurons: Mapping[str, tuple[tuple[int, int], ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    processed_weights: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -145,6 +151,8 @@ class ModelProfile:
                 + ", ".join(map(repr, PROMPT_SETS))
             )
         object.__setattr__(self, "known_neurons", _check_known_neurons(self.known_neurons))
+        if not isinstance(self.processed_weights, bool):
+            raise ValueError(f"processed_weights {self.processed_weights!r} must be True or False")
 
     @property
     def chat(self) -> bool:
@@ -306,7 +314,8 @@ def _load_builtin() -> None:
     ), family=True)
     # GPT-2 small: what derive_profile gives it (no chat template, the defaults) plus its published
     # neurons; transformer-lens names it "gpt2", "gpt2-small" is its alias
-    gpt2 = ModelProfile(name="gpt2", known_neurons={"number agreement": GPT2_NUMBER_NEURONS})
+    gpt2 = ModelProfile(name="gpt2", known_neurons={"number agreement": GPT2_NUMBER_NEURONS},
+                        processed_weights=True)  # sae-lens' gpt2-small SAEs read processed activations
     register_profile(gpt2)
     register_profile(replace(gpt2, name="gpt2-small"))
     import interp.core.smollm2  # noqa: F401  (registers SmolLM2-135M-Instruct's profile)

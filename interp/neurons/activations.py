@@ -169,8 +169,8 @@ def _summed(model: HookedTransformer, layer: int, index: int) -> Iterator[list[f
 
 def _old_neuron_form(neuron: Any, old_index: tuple[Any, ...], old: dict[str, Any]) -> Any:
     """The `(layer, index)` pair, also from the deprecated `(..., layer, index)` and `layer=, index=`."""
-    layer = renamed("layer", "neuron", old, "neuron_activations")
-    index = renamed("index", "neuron", old, "neuron_activations")
+    layer = renamed("layer", "neuron", old, "neuron_activations", depth=1)
+    index = renamed("index", "neuron", old, "neuron_activations", depth=1)
     if old_index:
         warnings.warn("neuron_activations(model, corpus, layer, index) is deprecated and will be removed "
                       "in the next release; pass one pair: neuron_activations(model, corpus, (layer, index))",

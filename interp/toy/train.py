@@ -32,21 +32,15 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
-from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from interp.core.tokens import pad_rows
 from interp.toy import TOY_DIR, corpus
 from interp.toy.checkpoint import gpt2_config, to_gpt2_state
+from interp.toy.params import ToyConfig, ToyParams
 from interp.toy.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, build_tokenizer
 
 DEFAULT_STEPS = 1600
 
-# HookedTransformerConfig fields written to config.json (everything needed to rebuild the model).
-CONFIG_FIELDS = (
-    "n_layers", "d_model", "n_ctx", "d_head", "n_heads", "d_mlp", "d_vocab", "act_fn",
-    "normalization_type", "positional_embedding_type", "default_prepend_bos", "model_name",
-    "original_architecture", "seed", "initializer_range",
-)
 
 
 @dataclass(frozen=True)
@@ -78,7 +72,7 @@ def model_config(
     d_mlp: int | None = None,
     n_ctx: int = 64,
     seed: int = 0,
-) -> HookedTransformerConfig:
+) -> ToyConfig:
     """The GPT-2 style configuration of the built-in model.
 
     Example:
@@ -87,7 +81,7 @@ def model_config(
     """
     if d_model % n_heads:
         raise ValueError(f"d_model {d_model} must be divisible by n_heads {n_heads}")
-    return HookedTransformerConfig(
+    return ToyConfig(
         n_layers=n_layers,
         d_model=d_model,
         n_ctx=n_ctx,
@@ -95,30 +89,25 @@ def model_config(
         n_heads=n_heads,
         d_mlp=d_mlp if d_mlp is not None else 4 * d_model,
         d_vocab=d_vocab,
-        act_fn="gelu",
-        normalization_type="LN",
-        positional_embedding_type="standard",
-        default_prepend_bos=True,
-        model_name="toy",
         seed=seed,
     )
 
 
-def checkpoint_config(folder: str | Path, seed: int = 0) -> HookedTransformerConfig:
+def checkpoint_config(folder: str | Path, seed: int = 0) -> ToyConfig:
     """The training configuration of a saved built-in model (its GPT-2 `config.json`)."""
     c = json.loads((Path(folder) / "config.json").read_text())
     return model_config(c["vocab_size"], n_layers=c["n_layer"], d_model=c["n_embd"], n_heads=c["n_head"],
                         d_mlp=c["n_inner"], n_ctx=c["n_positions"], seed=seed)
 
 
-def tiny_config(d_vocab: int, seed: int = 0) -> HookedTransformerConfig:
+def tiny_config(d_vocab: int, seed: int = 0) -> ToyConfig:
     """A 2-layer, d_model 32 configuration for smoke tests (trains in seconds)."""
     return model_config(d_vocab, n_layers=2, d_model=32, n_heads=2, d_mlp=64, seed=seed)
 
 
-def config_to_json(cfg: HookedTransformerConfig) -> dict:
-    """The JSON-able fields of a config that `HookedTransformerConfig(**fields)` rebuilds."""
-    return {k: getattr(cfg, k) for k in CONFIG_FIELDS}
+def config_to_json(cfg: ToyConfig) -> dict:
+    """The fields of a config (`ToyConfig(**fields)` rebuilds it)."""
+    return asdict(cfg)
 
 
 class Encoder:
@@ -157,13 +146,13 @@ def batches(
             yield pad_rows(chunk, encoder.pad, side="right")[0]
 
 
-def fast_forward(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tensor:
-    """Logits of a GPT-2 style `HookedTransformer`, computed without hook points.
+def fast_forward(model: ToyParams, tokens: torch.Tensor) -> torch.Tensor:
+    """Logits of the GPT-2 style model, computed without hook points.
 
-    The same arithmetic as `model(tokens)` for this architecture (LayerNorm, learned
-    positions, GELU, causal attention), on the model's own parameters, but with fused
+    The same arithmetic as transformer-lens' forward for this architecture (LayerNorm, learned
+    positions, GELU, causal attention), on the parameters as it names them, but with fused
     query/key/value products and `scaled_dot_product_attention`: about twice as fast on CPU for
-    training. A test checks it against `model(tokens)`.
+    training. A test checks it against a `HookedTransformer` holding the same parameters.
     """
     cfg = model.cfg
     if cfg.normalization_type != "LN" or cfg.positional_embedding_type != "standard" or cfg.act_fn != "gelu":
@@ -185,7 +174,7 @@ def fast_forward(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tensor
     return x @ model.unembed.W_U + model.unembed.b_U
 
 
-def lm_loss(model: HookedTransformer, tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
+def lm_loss(model: ToyParams, tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
     """Mean next-token cross-entropy over non-pad targets."""
     logits = fast_forward(model, tokens[:, :-1])
     targets = tokens[:, 1:]
@@ -201,7 +190,7 @@ def _lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _optimizer(model: HookedTransformer, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(model: ToyParams, cfg: TrainConfig) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (decay if p.ndim >= 2 and "W_pos" not in name else no_decay).append(p)
@@ -213,7 +202,7 @@ def _optimizer(model: HookedTransformer, cfg: TrainConfig) -> torch.optim.Optimi
     )
 
 
-def save_model(model: HookedTransformer, out_dir: str | Path) -> None:
+def save_model(model: ToyParams, out_dir: str | Path) -> None:
     """Write the trained parameters as a Hugging Face GPT-2 checkpoint (`config.json`,
     `model.safetensors`; `interp.toy.checkpoint` says how the unembedding bias is carried)."""
     out_dir = Path(out_dir)
@@ -250,7 +239,7 @@ def _write_loss(out_dir: Path, rows: list[tuple[int, float, float, float]]) -> N
 
 
 def train(
-    cfg: HookedTransformerConfig | None = None,
+    cfg: ToyConfig | None = None,
     train_cfg: TrainConfig | None = None,
     *,
     out_dir: str | Path | None = None,
@@ -305,7 +294,7 @@ def train(
 
 
 def _train(
-    cfg: HookedTransformerConfig | None, train_cfg: TrainConfig, tok_dir: Path, out_dir: Path | None,
+    cfg: ToyConfig | None, train_cfg: TrainConfig, tok_dir: Path, out_dir: Path | None,
     max_steps: int, max_minutes: float | None, seed: int, tiny: bool, progress: bool,
     evaluate_after: bool | None, stop_after: int | None,
 ) -> list[float]:
@@ -317,8 +306,8 @@ def _train(
     if cfg is None:
         cfg = tiny_config(d_vocab, seed) if tiny else model_config(d_vocab, seed=seed)
     else:
-        cfg = HookedTransformerConfig(**{**config_to_json(cfg), "d_vocab": d_vocab, "seed": seed})
-    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+        cfg = replace(cfg, d_vocab=d_vocab, seed=seed)
+    model = ToyParams(cfg, tokenizer=tokenizer)
     model.train()
     encoder = Encoder(vocab)
     opt = _optimizer(model, train_cfg)
