@@ -57,15 +57,10 @@ TECHNIQUES = {
     "steer_ablate": "steer (ablate)", "ablate_neurons": "ablate_neurons", "rank_neurons": "rank_neurons",
     "mean_difference": "mean_difference", "sae_features": "SAE features", "sae_promotes": "SAE search by output",
 }
-EOS_BUG = ("interp.core.engine.hf_generate: stop_at_eos=False passes GenerationConfig(eos_token_id=None), which "
-           "Hugging Face fills from the model's generation_config (eos 2), so generation still stops at EOS: "
-           "AssertionError: baseline row 0 is '' (EOS, then padding) where plain generate gives "
-           "'keys the hello big cannot'")
-GEMMA_NORM_BUG = ("interp.core.readout.through_norm scales by ln_final.w, the raw weight of Gemma's RMSNorm (0 at "
-                  "init), not 1 + w: every promotes= score is 0 (AssertionError: Greatest relative difference: 1.0)")
-#: (family, technique) -> the exact failure of a library bug (strict: a fix turns the xfail red)
-XFAIL = {("Llama", "steer_add"): EOS_BUG, ("Llama", "steer_ablate"): EOS_BUG,
-         ("Gemma-2", "sae_promotes"): GEMMA_NORM_BUG, ("Gemma-3", "sae_promotes"): GEMMA_NORM_BUG}
+#: (family, technique) -> the exact failure of a library bug (strict: a fix turns the xfail red).
+#: Empty: the two this matrix found (stop_at_eos=False still stopping at EOS on a bridge; Gemma's
+#: final norm read as w instead of 1 + w) are fixed.
+XFAIL: dict[tuple[str, str], str] = {}
 
 PROMPTS = ["the cat sat on the mat", "the key to the cabinets", "how do i make bread ?", "a dog is big"]
 POSITIVE = ["the cat is hot", "the dog was hot .", "a cat is hot"]

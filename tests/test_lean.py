@@ -36,3 +36,23 @@ def test_a_raw_hook_on_an_inner_point_sends_the_block_back_to_transformer_lens(g
     finally:
         handle.remove()
     assert lean_plan(gpt2_like) == [True] * gpt2_like.cfg.n_layers
+
+
+def test_a_users_torch_hook_on_a_block_sends_it_back_to_transformer_lens(gpt2_like):
+    """A lean block calls no module's forward: a torch hook a user put on the block (or on a
+    module inside it) must still run, so that block runs transformer-lens' own forward."""
+    from interp.core.generation import generate
+    from interp.core.lean import lean_plan
+    from interp.core.tokens import tokenize
+
+    tokens, mask = tokenize(gpt2_like, ["the cat sat on the mat", "hello"])
+    for module in (gpt2_like.blocks[1], gpt2_like.blocks[1].mlp, gpt2_like.blocks[1].attn):
+        calls = []
+        handle = module.register_forward_hook(lambda m, args, out: calls.append(1))
+        try:
+            assert lean_plan(gpt2_like) == [True, False, True]
+            generate(gpt2_like, tokens, attention_mask=mask, max_new_tokens=3, stop_at_eos=False, fast=True)
+        finally:
+            handle.remove()
+        assert len(calls) == 3, type(module).__name__  # the prompt and two steps
+    assert lean_plan(gpt2_like) == [True, True, True]

@@ -21,7 +21,7 @@ def tolerance(expected: torch.Tensor, ulps: float = ULPS) -> tuple[float, float]
     """(atol, rtol): atol = ulps * eps * max(1, max |expected|), rtol = ulps * eps, where eps is
     the machine epsilon of expected's dtype (one ulp of 1.0)."""
     eps = torch.finfo(expected.dtype).eps
-    finite = expected[expected.isfinite()]
+    finite = expected.detach()[expected.detach().isfinite()]
     magnitude = float(finite.abs().max()) if finite.numel() else 0.0
     return ulps * eps * max(1.0, magnitude), ulps * eps
 

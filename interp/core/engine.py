@@ -74,8 +74,10 @@ def hf_generate(
     processors = LogitsProcessorList([_FrequencyPenalty()] if freq_penalty > 0 else [])
     hf = model.original_model
     with torch.inference_mode() if not torch.is_grad_enabled() else nullcontext():
+        # eos_token_id also as a keyword: a None in the config alone is filled in from the model's
+        # own generation config, and the rows would stop at its EOS
         out = hf.generate(input_ids=tokens, attention_mask=attention_mask, generation_config=config,
-                          logits_processor=processors)
+                          logits_processor=processors, eos_token_id=eos or None)
     new = out.sequences[:, tokens.shape[1]:]
     return new, (out.scores[0] if scores else None)
 

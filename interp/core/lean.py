@@ -68,14 +68,16 @@ _INNER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def inner_hooked(block: torch.nn.Module) -> bool:
-    """Whether any hook point inside `block`, other than `BLOCK_HOOKS`, has a forward hook on it
-    (added through transformer-lens or straight on the module)."""
+    """Whether a hook inside `block` would be skipped by a lean block: a forward hook on any hook
+    point other than `BLOCK_HOOKS`, or a user's own torch hook on any module that is not a hook
+    point (the block itself, its attention, its MLP, ...): a lean block calls none of them."""
     points = _INNER.get(block)
     if points is None:  # walking the modules costs ~0.4 ms a block: once per block
         points = _INNER[block] = [
-            m for name, m in block.named_modules() if isinstance(m, HookPoint) and name not in BLOCK_HOOKS
+            (m, isinstance(m, HookPoint) and name in BLOCK_HOOKS)
+            for name, m in block.named_modules() if not (isinstance(m, HookPoint) and name in BLOCK_HOOKS)
         ]
-    return any(point._forward_hooks for point in points)
+    return any(m._forward_hooks or m._forward_pre_hooks for m, _ in points)
 
 
 def lean_plan(model: HookedTransformer) -> list[bool] | None:

@@ -83,12 +83,34 @@ def last_logits(
 
 
 def through_norm(model: HookedTransformer, directions: torch.Tensor) -> torch.Tensor:
-    """Directions as the final norm passes them on linearly: centred for LayerNorm, times its weight."""
+    """Directions as the final norm passes them on linearly: centred for LayerNorm, times its
+    scale (on a bridge, the scale the Hugging Face norm applies: `1 + weight` for Gemma's)."""
     x = directions.float().to(model.W_U.device)
     if model.cfg.normalization_type in ("LN", "LNPre"):
         x = x - x.mean(-1, keepdim=True)
-    w_ln = getattr(model.ln_final, "w", None)
+    w_ln = norm_scale(model) if is_bridge(model) else getattr(model.ln_final, "w", None)
     return x * w_ln.detach().float() if w_ln is not None else x
+
+
+@torch.no_grad()
+def norm_scale(model: HookedTransformer) -> torch.Tensor:
+    """The per-dimension scale of a bridge's final norm, measured on the Hugging Face module itself
+    (no hooks): every norm maps a mean-zero probe `c s` to `s / rms(s)` times its scale, plus its
+    bias (its output at 0), whatever it calls its weight (`weight`, or `1 + weight` for Gemma).
+    Two probes (`s`, and `s` shifted by one) cover every dimension when d_model is odd."""
+    norm = getattr(model.ln_final, "original_component", model.ln_final)
+    w = model.W_U
+    d = model.cfg.d_model
+    s = torch.ones(d, device=w.device)
+    s[1::2] = -1.0
+    if d % 2:
+        s[-1] = 0.0  # the probe's mean is exactly 0
+    probes = torch.stack([s, s.roll(1)])
+    rms = probes.pow(2).mean(-1, keepdim=True).sqrt()
+    dtype = next(norm.parameters()).dtype if any(True for _ in norm.parameters()) else torch.float32
+    bias = norm(torch.zeros(1, d, device=w.device, dtype=dtype)).float()
+    out = (norm((1e3 * probes).to(dtype)).float() - bias) * rms  # = scale * s
+    return torch.where(s != 0, out[0] * s, out[1] * s.roll(1))
 
 
 def direction_logits(
