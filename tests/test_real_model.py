@@ -131,3 +131,19 @@ def test_a_multi_token_target_is_tracked_by_its_first_token(smol):
     with pytest.warns(UserWarning, match=r"'Abuja' is 2 tokens .*first token 'ĠAbu'"):
         lens = interp.logit_lens(smol, "The capital of Nigeria is", positions="last", targets=["Abuja"])
     assert lens.target_ids == (interp.token_id(smol, " Abu"),)
+
+
+def test_neuron_activations_average_exactly_the_tokens_the_top_k_saw(smol):
+    """The dashboard's Neurons page raised `AssertionError: (82, 66)` on SmolLM2: the running mean
+    read padding from transformer-lens' -inf attention scores, which a Hugging Face model's
+    additive mask does not have. The mean is now over exactly the top-k's tokens."""
+    from interp.core.hooks import harvest
+
+    docs = ["The capital of France is Paris.", "def f(x):\n    return x + 1", "Hello there, how are you today?",
+            "A short one."]
+    res = interp.neuron_activations(smol, docs, (10, 7), k=5, batch_size=4, progress=False)
+    name = "blocks.10.mlp.hook_post"
+    values = [harvest(smol, torch.tensor([row]), [name])[name][0, 1:, 7] for row in core_tokens.encode(smol, docs)]
+    assert res.n_tokens == sum(len(v) for v in values)  # each text's first position left out, as in the top-k
+    want = float(torch.cat(values).double().mean())
+    assert abs(res.mean - want) <= 1e-4 * max(1.0, abs(want))
