@@ -285,3 +285,23 @@ def test_a_profile_with_processed_weights_gives_an_sae_the_activations_it_was_tr
         sae.W_enc.normal_()
     acts = interp.feature_activations(processed, sae, "the cat sat on the mat").acts
     assert_close(acts, sae.encode(want[0])[-len(acts):], ulps=256, what="SAE features")
+
+
+def test_load_model_wraps_a_users_own_hugging_face_model(word_tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    config = _family_config("llama", len(word_tokenizer))
+    torch.manual_seed(0)
+    hf = AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    tokens = torch.tensor([[4, 9, 12, 7]])
+    with torch.inference_mode():
+        want = hf(tokens).logits
+    model = interp.load_model(hf, tokenizer=word_tokenizer)
+    assert is_bridge(model) and model.original_model is hf  # wrapped as it is, no copy
+    with torch.inference_mode():
+        assert_close(model(tokens), want, what="logits")
+    assert interp.logit_lens(model, "the cat sat").kl_to_final[-1].abs().max() < 1e-6
+    with pytest.raises(ValueError, match="needs its tokenizer"):
+        interp.load_model(hf)
+    with pytest.raises(ValueError, match="tokenizer= is for a Hugging Face model"):
+        interp.load_model("toy", tokenizer=word_tokenizer)

@@ -176,6 +176,7 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     device_map: str | dict | None = None,
     max_memory: dict | None = None,
+    tokenizer: object = None,
 ) -> HookedTransformer:
     """Load a model by name or path: the built-in model, SmolLM2, a local checkpoint, a hub model.
 
@@ -193,6 +194,8 @@ def load_model(
             exclusive with `device`. Every technique runs on such a model: hooks act on the
             block's own device, results come back on the CPU.
         max_memory: `{device: "20GiB", ...}` budgets for `device_map`.
+        tokenizer: the tokenizer of a Hugging Face model passed as `name` (a `PreTrainedModel`
+            a user loaded themselves: it is wrapped as it is, no copy).
 
     Returns:
         A `TransformerBridge` (the Hugging Face model, with transformer-lens' hook names and
@@ -210,8 +213,13 @@ def load_model(
         >>> interp.model_info(model).n_layers
         30
     """
+    if _is_hf_model(name):
+        return _users_model(name, tokenizer, device, dtype, device_map)
     if not isinstance(name, (str, os.PathLike)):
-        raise TypeError(f"name is {name!r}: expected a model name or a path, e.g. {TOY!r}")
+        raise TypeError(f"name is {name!r}: expected a model name, a path or a Hugging Face PreTrainedModel, "
+                        f"e.g. {TOY!r}")
+    if tokenizer is not None:
+        raise ValueError(f"tokenizer= is for a Hugging Face model passed in; {name!r} brings its own")
     name = os.fspath(name)
     if not name.strip():
         raise ValueError(f"name is {name!r}: expected a model name or a path, e.g. {TOY!r}")
@@ -247,6 +255,28 @@ def load_model(
 
     return from_hub(load, f"the weights of {name!r}", f"interp.load_model({name!r})",
                     f"The built-in model works offline: interp.load_model({TOY!r}).")
+
+
+def _is_hf_model(obj: object) -> bool:
+    return type(obj).__module__.startswith("transformers.") and hasattr(obj, "config") and hasattr(obj, "generate")
+
+
+def _users_model(hf: object, tokenizer: object, device: object, dtype: object, device_map: object) -> object:
+    """A `PreTrainedModel` a user loaded, wrapped in a bridge as it is (its weights are not copied)."""
+    from interp.core.bridge import boot, check_architecture
+    from interp.core.checkpoints import _ensure_profile
+
+    if tokenizer is None:
+        raise ValueError(f"a Hugging Face model ({type(hf).__name__}) needs its tokenizer: "
+                         "interp.load_model(hf_model, tokenizer=tokenizer)")
+    if device is not None or dtype is not None or device_map is not None:
+        raise ValueError("device, dtype and device_map are set when you load a Hugging Face model yourself "
+                         "(from_pretrained(..., device_map=...)); pass it to load_model as it is")
+    check_architecture(hf.config, type(hf).__name__)
+    name = getattr(hf.config, "_name_or_path", "") or type(hf).__name__
+    model = boot(hf, tokenizer, name=os.path.basename(str(name).rstrip("/")) or type(hf).__name__)
+    _ensure_profile(model)
+    return model
 
 
 def hub_model(official: str, *, name: str, device: torch.device | None, dtype: torch.dtype | None,
