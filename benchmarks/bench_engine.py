@@ -54,9 +54,10 @@ def _layers(plain):
     return plain.transformer.h if hasattr(plain, "transformer") else plain.model.layers
 
 
-def _hf_steer(plain, tok, texts, vector, layer, mode):
+def _hf_steer(plain, tok, texts, vector, layer, mode, model):
     """Hugging Face generate with torch hooks: a pre-hook adding `vector` at block `layer`'s input,
-    or forward hooks projecting it out of the embedding and every attention and MLP output."""
+    or forward hooks projecting it out of the embedding and every attention and MLP output. The
+    prompts are the token rows interp reads (its BOS rule, left padding)."""
     unit = vector / vector.norm()
 
     def add(module, args, kwargs):
@@ -78,11 +79,11 @@ def _hf_steer(plain, tok, texts, vector, layer, mode):
             for sub in (getattr(block, "attn", None) or block.self_attn, block.mlp):
                 handles.append(sub.register_forward_hook(project))
     try:
-        enc = tok(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+        ids, mask = interp.tokenize(model, texts)
         with torch.inference_mode():
-            out = plain.generate(**enc, max_new_tokens=NEW, do_sample=False, pad_token_id=tok.eos_token_id,
-                                 eos_token_id=None)
-        return [tok.decode(row, skip_special_tokens=False) for row in out[:, enc.input_ids.shape[1]:]]
+            out = plain.generate(input_ids=ids, attention_mask=mask, max_new_tokens=NEW, do_sample=False,
+                                 pad_token_id=tok.eos_token_id, eos_token_id=None)
+        return [tok.decode(row, skip_special_tokens=False) for row in out[:, ids.shape[1]:]]
     finally:
         for h in handles:
             h.remove()
@@ -100,7 +101,7 @@ def _steer_rows(kind: str, model, plain, tok) -> list[Row]:
         for mode in ("add", "ablate"):
             ours = lambda: interp.steer(model, prompts, v, mode=mode, max_new_tokens=NEW, baseline=False,  # noqa: E731
                                         stop_at_eos=False, chat=kind == "smollm2", batch_size=batch).steered
-            theirs = lambda: _hf_steer(plain, tok, texts, vector, layer, mode)  # noqa: E731
+            theirs = lambda: _hf_steer(plain, tok, texts, vector, layer, mode, model)  # noqa: E731
             same = [a.strip() == b.strip() for a, b in zip(ours(), theirs())]
             t = interleaved({"ours": ours, "theirs": theirs}, rounds=5)
             rows.append(Row(f"{kind}: steer {mode} b{batch} ÷ HF generate + hook (same text: {sum(same)}/{len(same)})",

@@ -131,9 +131,9 @@ def test_loading_is_strict_about_the_checkpoints_tensors(tmp_path):
             load_folder(folder)
 
 
-@pytest.mark.parametrize("site", ["resid_pre", "resid_post"])
-def test_patchscope_sweeps_give_the_hooked_models_tokens_and_probabilities(bridge, toy_hooked, site):
-    kw = dict(source_position="paris", target="identity", targets="paris", max_new_tokens=4, site=site)
+@pytest.mark.parametrize(("site", "new"), [("resid_pre", 4), ("resid_post", 4), ("resid_pre", 1)])
+def test_patchscope_sweeps_give_the_hooked_models_tokens_and_probabilities(bridge, toy_hooked, site, new):
+    kw = dict(source_position="paris", target="identity", targets="paris", max_new_tokens=new, site=site)
     want = interp.patching.patchscope(toy_hooked, "i want to see paris one day .", **kw)
     got = interp.patching.patchscope(bridge, "i want to see paris one day .", **kw)
     assert got.generations == want.generations

@@ -34,6 +34,7 @@ from transformer_lens.cache.key_value_cache import TransformerLensKeyValueCache
 from interp.core.engine import hf_generate, is_bridge
 from interp.core.hooks import harvest, hook_name, hooked
 from interp.core.lean import lean_plan, prompt_logits
+from interp.core.readout import last_logits
 from interp.core.tokens import pad_id, pad_rows
 
 STRATEGIES = ("auto", "one_pass", "shared_prefix")
@@ -231,8 +232,12 @@ def _bridge_rows(
         hooks.append((hook_name(model, site, layer), hook))
     eos = model.tokenizer.eos_token_id
     with hooked(model, hooks):
-        new, first = hf_generate(model, tokens, torch.ones_like(tokens), max_new_tokens=max_new_tokens,
-                                 eos_ids=[] if eos is None else [eos], scores=True)
+        if max_new_tokens == 1:  # one forward: no generate loop to set up for a one-token sweep
+            first = last_logits(model, tokens, torch.ones_like(tokens))
+            new = first.argmax(-1, keepdim=True)
+        else:
+            new, first = hf_generate(model, tokens, torch.ones_like(tokens), max_new_tokens=max_new_tokens,
+                                     eos_ids=[] if eos is None else [eos], scores=True)
     out = _first_step(first, target_ids)
     out["generated_ids"] = new.cpu()
     return out
