@@ -21,17 +21,34 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+import weakref
 from contextlib import nullcontext
 from typing import Any
 
 import torch
 
-__all__ = ["hf_generate", "is_bridge"]
+__all__ = ["hf_generate", "hook_points", "is_bridge"]
 
 
 def is_bridge(model: Any) -> bool:
     """True for a transformer-lens `TransformerBridge` (a Hugging Face model inside)."""
     return hasattr(model, "original_model") and hasattr(model, "adapter")
+
+
+_POINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def hook_points(model: Any) -> dict[str, Any]:
+    """`model.hook_dict`, read once per model: a bridge rebuilds that dict, aliases included, on
+    every access (about 1.4 ms on the built-in model, 70% of a patchscope call when read per
+    hook). Kept per model and per compatibility mode, which re-registers the hook points."""
+    if not is_bridge(model):
+        return model.hook_dict
+    mode = bool(getattr(model, "compatibility_mode", False))
+    cached = _POINTS.get(model)
+    if cached is None or cached[0] != mode:
+        cached = _POINTS[model] = (mode, dict(model.hook_dict))
+    return cached[1]
 
 
 def hf_generate(

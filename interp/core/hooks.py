@@ -24,7 +24,7 @@ from jaxtyping import Int
 from transformer_lens import HookedTransformer
 
 from interp.core.checks import check_hook_pairs, check_token_ids
-from interp.core.engine import is_bridge
+from interp.core.engine import hook_points, is_bridge
 from interp.core.lowmem import low_memory_activations
 
 #: site -> hook-name template; `{layer}` is the block index.
@@ -65,7 +65,7 @@ def hook_name(model: HookedTransformer, site: str, layer: int) -> str:
     if site not in SITES:
         raise ValueError(f"unknown site {site!r}; expected one of {', '.join(SITES)}")
     name = SITES[site].format(layer=resolve_layer(model, layer))
-    if name not in model.hook_dict:
+    if name not in hook_points(model):
         raise ValueError(f"site {site!r} has no hook point {name!r} in this model")
     return name
 
@@ -82,7 +82,7 @@ def _names(model: HookedTransformer, sites: Iterable[Site | str]) -> list[str]:
     names = []
     for s in sites:
         if isinstance(s, str):
-            if s not in model.hook_dict:
+            if s not in hook_points(model):
                 raise ValueError(f"unknown hook point {s!r}; e.g. {next(iter(SITES.values())).format(layer=0)!r}")
             names.append(s)
         else:
@@ -95,7 +95,7 @@ def _names(model: HookedTransformer, sites: Iterable[Site | str]) -> list[str]:
 
 def count_hooks(model: HookedTransformer) -> int:
     """Number of forward and backward hooks currently on the model (0 for a clean model)."""
-    return sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in model.hook_dict.values())
+    return sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in set(hook_points(model).values()))
 
 
 _BOOKKEEPING = threading.Lock()  # guards adding/removing handles on shared hook points
@@ -136,8 +136,9 @@ def hooked(
         >>> with hooked(model, [("blocks.0.hook_mlp_out", zero)]):
         ...     logits = model(tokens)
     """
-    fwd = check_hook_pairs(fwd_hooks, model.hook_dict, "fwd_hooks")
-    bwd = check_hook_pairs(bwd_hooks, model.hook_dict, "bwd_hooks")
+    points = hook_points(model)
+    fwd = check_hook_pairs(fwd_hooks, points, "fwd_hooks")
+    bwd = check_hook_pairs(bwd_hooks, points, "bwd_hooks")
     lock = nullcontext()
     if bwd:
         with _BOOKKEEPING:
@@ -148,7 +149,7 @@ def hooked(
         try:
             for direction, pairs in (("fwd", fwd), ("bwd", bwd)):
                 for name, fn in pairs:
-                    point = model.hook_dict[name]
+                    point = points[name]
                     wrapped = _owned(fn, owner) if direction == "fwd" else fn
                     with _BOOKKEEPING:
                         point.add_hook(wrapped, dir=direction)

@@ -21,6 +21,7 @@ import torch
 from transformer_lens import HookedTransformer
 
 from interp.core.cache import fingerprint
+from interp.core.engine import hook_points
 from interp.core.hooks import SITES, harvest
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,7 +98,7 @@ def check_sae(model: HookedTransformer, sae: SAE) -> None:
             "the SAE does not say which activation it reads (sae.cfg.metadata.hook_name is empty); set it, "
             "e.g. sae.cfg.metadata.hook_name = 'blocks.2.hook_resid_post'"
         )
-    if hook not in model.hook_dict:
+    if hook not in hook_points(model):
         example = SITES["resid_post"].format(layer=model.cfg.n_layers - 1)
         raise ValueError(
             f"the SAE reads hook {hook!r}, which {name!r} does not have "
