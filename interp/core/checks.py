@@ -24,6 +24,8 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+from interp.core.engine import is_bridge
+
 
 def shown_value(value: Any) -> str:
     """How an error message shows a bad value: small scalars as written, anything else by type."""
@@ -59,11 +61,12 @@ def check_prompt(prompt: Any, name: str = "prompt") -> str:
 
 
 def check_model(model: Any, name: str = "model") -> Any:
-    """A `HookedTransformer` (anything with `.cfg` and `.hook_dict`): a model name or None is a
-    TypeError that says how to get a model."""
-    if not (hasattr(model, "cfg") and hasattr(model, "hook_dict")):
+    """A model: what `interp.load_model` returns (a `TransformerBridge`) or a `HookedTransformer`
+    (anything with `.cfg` and `.hook_dict`); a model name or None is a TypeError that says how to
+    get a model. A bridge's `hook_dict` is not read here: it rebuilds itself on every access."""
+    if not (is_bridge(model) or (hasattr(model, "cfg") and hasattr(model, "hook_dict"))):
         shown = shown_value(model)
-        raise TypeError(f"{name} is {shown}: expected a HookedTransformer, e.g. interp.load_model('toy')")
+        raise TypeError(f"{name} is {shown}: expected a model, e.g. interp.load_model('toy')")
     return model
 
 
