@@ -20,12 +20,14 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import weakref
+from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch loads on first use: `is_bridge` is imported by modules that need no torch
+    import torch
+
 
 __all__ = ["hf_generate", "hook_points", "is_bridge"]
 
@@ -73,6 +75,7 @@ def hf_generate(
     on the bridge's hook points fire in every forward: the prompt first, then one position per
     step.
     """
+    import torch
     from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
     class _FrequencyPenalty(LogitsProcessor):  # transformer-lens' freq_penalty, as a processor
