@@ -21,6 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# The built-in model registers its loader and profile (pure Python, no torch): interp.core looks
+# names up in its registries and never imports interp.toy.
+from interp import toy as _toy  # noqa: E402, F401
+
 _EXPORTS: dict[str, str] = {
     # core: models, profiles, tokens, hooks
     "load_model": "core.models",

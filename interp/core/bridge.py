@@ -92,19 +92,15 @@ def load_folder(
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     folder = Path(folder)
-    for required in ("config.json",):
-        if not (folder / required).is_file():
-            raise CheckpointError(f"{folder}: {required} is missing")
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"{folder}: config.json is missing")
     stored = _tensor_names(folder)
     if not stored:
         raise CheckpointError(f"{folder}: no *.safetensors weights")
     config = AutoConfig.from_pretrained(folder)
     check_architecture(config, str(folder))
-    with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(config)
-    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    tied = {k for k in expected if k not in stored and _tied(skeleton, k)}
-    missing = sorted(set(expected) - set(stored) - tied)
+    expected = checkpoint_shapes(config)
+    missing = sorted(set(expected) - set(stored))
     unexpected = sorted(set(stored) - set(expected))
     if missing or unexpected:
         raise CheckpointError(
@@ -145,21 +141,6 @@ def quiet_loading() -> Iterator[None]:
             logging.enable_progress_bar()
 
 
-def _tied(model: Any, key: str) -> bool:
-    """Whether parameter `key` is the tied input embedding (stored once, under the embedding)."""
-    if not getattr(model.config, "tie_word_embeddings", False):
-        return False
-    out = model.get_output_embeddings()
-    return out is not None and key.startswith(_prefix(model, out))
-
-
-def _prefix(model: Any, module: Any) -> str:
-    for name, m in model.named_modules():
-        if m is module:
-            return name + "."
-    return "\0"
-
-
 def copy_bridge(model: Any) -> Any:
     """A new bridge over a copy of `model`'s Hugging Face weights (the original is not touched).
 
@@ -174,8 +155,9 @@ def copy_bridge(model: Any) -> Any:
     hf = model.original_model
     device = next(hf.parameters()).device
     dtype = next(hf.parameters()).dtype
-    fresh = AutoModelForCausalLM.from_config(copy.deepcopy(hf.config), attn_implementation="eager", dtype=dtype)
-    new = boot(fresh.to(device), model.tokenizer, name=model.cfg.model_name, device=device)
+    with torch.device("meta"):  # no random initialisation: every tensor is overwritten below
+        fresh = AutoModelForCausalLM.from_config(copy.deepcopy(hf.config), attn_implementation="eager", dtype=dtype)
+    new = boot(fresh.to_empty(device=device), model.tokenizer, name=model.cfg.model_name, device=device)
     with torch.no_grad():
         for ours, theirs in ((hf.named_parameters, new.original_model.named_parameters),
                              (hf.named_buffers, new.original_model.named_buffers)):
@@ -218,16 +200,25 @@ def residual_writers(model: Any) -> list[tuple[torch.Tensor, int]]:
 _KEYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _skeleton_keys(config: Any) -> list[str]:
+def tied_head(model: Any) -> str | None:
+    """The state-dict name of a Hugging Face model's unembedding weight when it is tied to the
+    input embedding (a checkpoint stores it once, as the embedding), else None."""
+    head = model.get_output_embeddings()
+    if not getattr(model.config, "tie_word_embeddings", False) or head is None:
+        return None
+    return next((name + ".weight" for name, m in model.named_modules() if m is head), None)
+
+
+def checkpoint_shapes(config: Any) -> dict[str, tuple[int, ...]]:
+    """Every tensor a checkpoint of `config` stores, with its shape (the architecture built on the
+    meta device: no memory, milliseconds)."""
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config)
-    keys = list(skeleton.state_dict())
-    head = skeleton.get_output_embeddings()
-    if getattr(config, "tie_word_embeddings", False) and head is not None:  # stored once, as the input embedding
-        keys.remove(_prefix(skeleton, head) + "weight")
-    return keys
+    shapes = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    shapes.pop(tied_head(skeleton) or "", None)
+    return shapes
 
 
 def checkpoint_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
@@ -239,7 +230,7 @@ def checkpoint_weights(model: Any) -> list[tuple[str, torch.Tensor]]:
         named.setdefault(name.replace("._original_component", "").replace("_original_component.", ""), tensor)
     keys = _KEYS.get(model)
     if keys is None:  # building the skeleton on the meta device costs milliseconds: once per model
-        keys = _KEYS[model] = _skeleton_keys(model.original_model.config)
+        keys = _KEYS[model] = list(checkpoint_shapes(model.original_model.config))
     missing = [k for k in keys if k not in named]
     if missing:
         raise RuntimeError(f"{model.cfg.model_name!r}: the bridge does not show the checkpoint's {missing[:5]}")

@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from interp.core.bridge import CheckpointError, boot, check_architecture, load_folder, quiet_loading
+from interp.core.bridge import CheckpointError, boot, check_architecture, load_folder, quiet_loading, tied_head
 
 _FORMAT = "interp-hf-1"
 _GGUF_MAGIC = b"GGUF"
@@ -125,7 +125,7 @@ def load_checkpoint(
         raise ValueError(f"model path {str(path)!r} is a file but not a GGUF file (it does not start "
                          f"with the GGUF magic bytes): expected {_EXPECTED}")
     _REPORTS[model] = report
-    _ensure_profile(model)
+    ensure_profile(model)
     return model
 
 
@@ -265,10 +265,8 @@ def _save_checkpoint(hf_model: Any, folder: Path) -> None:
 
     config = hf_model.config
     config.architectures = config.architectures or [type(hf_model).__name__]
-    tied = getattr(config, "tie_word_embeddings", False)
-    head = hf_model.get_output_embeddings()
-    skip = {name + ".weight" for name, m in hf_model.named_modules() if tied and m is head}
-    state = {k: v.detach().contiguous() for k, v in hf_model.state_dict().items() if k not in skip}
+    skip = tied_head(hf_model)
+    state = {k: v.detach().contiguous() for k, v in hf_model.state_dict().items() if k != skip}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
     config.save_pretrained(folder)
     raw = json.loads((folder / "config.json").read_text())
@@ -369,8 +367,7 @@ def _dequantise(path: Path) -> tuple[Any, Any]:
             f"GGUF file {str(path)!r} could not be read as a model ({type(err).__name__}: {err}); "
             f"expected an intact GGUF file"
         ) from err
-    tied = getattr(hf_model.config, "tie_word_embeddings", False)
-    missing = [k for k in info.get("missing_keys", []) if not (tied and k == "lm_head.weight")]
+    missing = [k for k in info.get("missing_keys", []) if k != tied_head(hf_model)]
     unused = list(info.get("unexpected_keys", [])) + list(info.get("mismatched_keys", []))
     if missing or unused:
         raise ValueError(f"GGUF file {str(path)!r} says it holds a {label!r} model, but its tensors do not make "
@@ -381,7 +378,7 @@ def _dequantise(path: Path) -> tuple[Any, Any]:
     return hf_model.eval(), tokenizer
 
 
-def _ensure_profile(model: Any) -> None:
+def ensure_profile(model: Any) -> None:
     """Give a checkpoint with no registered profile one derived from its own tokenizer: chat when
     the tokenizer carries a chat template (the checkpoint says it is a chat model)."""
     from interp.core.profiles import derive_profile, has_profile, set_profile

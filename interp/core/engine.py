@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch loads on first use: `is_bridge` is imported by modules that need no torch
@@ -92,12 +91,10 @@ def hf_generate(
         return_dict_in_generate=True, output_scores=scores,
     )
     processors = LogitsProcessorList([_FrequencyPenalty()] if freq_penalty > 0 else [])
-    hf = model.original_model
-    with torch.inference_mode() if not torch.is_grad_enabled() else nullcontext():
-        # eos_token_id also as a keyword: a None in the config alone is filled in from the model's
-        # own generation config, and the rows would stop at its EOS
-        out = hf.generate(input_ids=tokens, attention_mask=attention_mask, generation_config=config,
-                          logits_processor=processors, eos_token_id=eos or None)
+    # eos_token_id also as a keyword: a None in the config alone is filled in from the model's own
+    # generation config, and the rows would stop at its EOS (generate runs without gradients)
+    out = model.original_model.generate(input_ids=tokens, attention_mask=attention_mask, generation_config=config,
+                                        logits_processor=processors, eos_token_id=eos or None)
     new = out.sequences[:, tokens.shape[1]:]
     return new, (out.scores[0] if scores else None)
 

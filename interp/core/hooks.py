@@ -170,12 +170,14 @@ def record(
     *,
     select: Callable[[torch.Tensor], torch.Tensor] | None = None,
     detach: bool = True,
+    stop: bool = False,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Record the activations at `sites` during every forward run inside the block.
 
     Only the requested hook points are read. `select` is applied inside the hook (for example
     to keep only the last position), so only what is needed is kept in memory. A site read
-    several times (several forwards) keeps the latest.
+    several times (several forwards) keeps the latest. `stop=True` ends the forward (with
+    `StopForward`, which `run_to` catches) as soon as every site has been read.
 
     Example:
         >>> with record(model, [("resid_post", 0)]) as acts:
@@ -185,15 +187,18 @@ def record(
     if select is not None and not callable(select):
         raise TypeError(f"select is {select!r}: expected a callable on the activation, or None")
     store: dict[str, torch.Tensor] = {}
+    names = _names(model, sites)
 
     def saver(name: str) -> HookFn:  # keyed by the name asked for (a bridge's alias names one point)
         def save(act: torch.Tensor, hook) -> None:
             kept = select(act) if select is not None else act
             store[name] = kept.detach() if detach else kept
+            if stop and len(store) == len(names):  # everything asked for is read: nothing after it runs
+                raise StopForward
 
         return save
 
-    with hooked(model, [(name, saver(name)) for name in _names(model, sites)]):
+    with hooked(model, [(name, saver(name)) for name in names]):
         yield store
 
 
@@ -202,8 +207,8 @@ def last_layer(names: Iterable[str]) -> int:
     return max(layer_of(n) for n in names)
 
 
-class _Stop(Exception):
-    """Raised by the hook that ends a forward early; caught by `run_to`."""
+class StopForward(Exception):
+    """Raised by a `record(..., stop=True)` hook once every site is read; caught by `run_to`."""
 
 
 def run_to(
@@ -219,28 +224,14 @@ def run_to(
     of them fires (nothing after it runs: no later block, no final norm, no unembedding).
 
     `select` is applied inside each hook (e.g. keep the last position only); `detach=False`
-    keeps the autograd graph (for a backward from what is computed on them). The hooks are
-    scoped (`hooked`): thread-owned and removed on any exit.
+    keeps the autograd graph (for a backward from what is computed on them).
     """
-    wanted = list(dict.fromkeys(names))
-    store: dict[str, torch.Tensor] = {}
-
-    def saver(name: str) -> HookFn:  # keyed by the name asked for (a bridge's alias names one point)
-        def save(act: torch.Tensor, hook) -> None:
-            kept = select(act) if select is not None else act
-            store[name] = kept.detach() if detach else kept
-            if len(store) == len(wanted):  # everything asked for is read: nothing after it runs
-                raise _Stop
-
-        return save
-
-    with hooked(model, [(name, saver(name)) for name in wanted]):
+    with record(model, names, select=select, detach=detach, stop=True) as store:
         try:
             model(tokens, attention_mask=attention_mask)
-        except _Stop:
+        except StopForward:
             pass
     return {name: store[name] for name in names}
-
 
 
 @torch.inference_mode()

@@ -30,6 +30,7 @@ from transformer_lens import HookedTransformer
 
 from interp.core.bridge import checkpoint_weights, match_profile_processing
 from interp.core.engine import is_bridge
+from interp.core.loaders import loader
 from interp.core.tokens import is_chat_model, wants_bos
 
 _T = TypeVar("_T")
@@ -226,10 +227,9 @@ def load_model(
     spread = check_device_map(device_map, max_memory, device)
     dev = None if spread else resolve_device(device)
     dt = resolve_dtype(dtype)
-    if name == TOY:
-        from interp.toy import load_toy
-
-        return load_toy(device=dev, dtype=dt, **spread)
+    load = loader(name)  # a named model a package registered (the built-in one: interp.toy)
+    if load is not None:
+        return load(device=dev, dtype=dt, **spread)
     if name.lower() == SMOLLM2:
         from interp.core.smollm2 import load_smollm2
 
@@ -264,7 +264,7 @@ def _is_hf_model(obj: object) -> bool:
 def _users_model(hf: object, tokenizer: object, device: object, dtype: object, device_map: object) -> object:
     """A `PreTrainedModel` a user loaded, wrapped in a bridge as it is (its weights are not copied)."""
     from interp.core.bridge import boot, check_architecture
-    from interp.core.checkpoints import _ensure_profile
+    from interp.core.checkpoints import ensure_profile
 
     if tokenizer is None:
         raise ValueError(f"a Hugging Face model ({type(hf).__name__}) needs its tokenizer: "
@@ -275,7 +275,7 @@ def _users_model(hf: object, tokenizer: object, device: object, dtype: object, d
     check_architecture(hf.config, type(hf).__name__)
     name = getattr(hf.config, "_name_or_path", "") or type(hf).__name__
     model = boot(hf, tokenizer, name=os.path.basename(str(name).rstrip("/")) or type(hf).__name__)
-    _ensure_profile(model)
+    ensure_profile(model)
     return model
 
 
@@ -285,15 +285,14 @@ def hub_model(official: str, *, name: str, device: torch.device | None, dtype: t
     refused when its weights leave any parameter to random initialisation."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from interp.core.bridge import boot
+    from interp.core.bridge import boot, tied_head
 
     local = offline()
     tokenizer = AutoTokenizer.from_pretrained(official, local_files_only=local)
     hf, loading = AutoModelForCausalLM.from_pretrained(
         official, dtype=dtype or "auto", attn_implementation="eager", local_files_only=local,
         output_loading_info=True, **spread)
-    missing = [k for k in loading.get("missing_keys", [])
-               if not (getattr(hf.config, "tie_word_embeddings", False) and k == "lm_head.weight")]
+    missing = [k for k in loading.get("missing_keys", []) if k != tied_head(hf)]
     if missing:
         raise ValueError(f"the weights of {official!r} lack {missing[:5]}: they would be random")
     return boot(hf if spread else hf.to(device), tokenizer, name=name, device=device)

@@ -319,7 +319,7 @@ def _load_builtin() -> None:
     register_profile(gpt2)
     register_profile(replace(gpt2, name="gpt2-small"))
     import interp.core.smollm2  # noqa: F401  (registers SmolLM2-135M-Instruct's profile)
-    import interp.toy.profile  # noqa: F401  (registers the built-in model's profile)
+    # the built-in model registers its own profile when `interp.toy` is imported (by `interp`)
 
 
 def replace(profile: ModelProfile, **changes: Any) -> ModelProfile:

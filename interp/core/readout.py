@@ -107,7 +107,7 @@ def norm_scale(model: HookedTransformer) -> torch.Tensor:
         s[-1] = 0.0  # the probe's mean is exactly 0
     probes = torch.stack([s, s.roll(1)])
     rms = probes.pow(2).mean(-1, keepdim=True).sqrt()
-    dtype = next(norm.parameters()).dtype if any(True for _ in norm.parameters()) else torch.float32
+    dtype = next((p.dtype for p in norm.parameters()), torch.float32)
     bias = norm(torch.zeros(1, d, device=w.device, dtype=dtype)).float()
     out = (norm((1e3 * probes).to(dtype)).float() - bias) * rms  # = scale * s
     return torch.where(s != 0, out[0] * s, out[1] * s.roll(1))

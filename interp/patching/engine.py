@@ -134,17 +134,22 @@ def _expand(
 
 
 def _patch_hooks(
-    model: HookedTransformer, site: str, pairs: Sequence[tuple[int, int]], states: dict[int, torch.Tensor]
+    model: HookedTransformer, site: str, pairs: Sequence[tuple[int, int]], states: dict[int, torch.Tensor],
+    col: int = 0,
 ) -> list:
-    """Per target layer, a hook that writes each row's source state over the placeholder, which
-    is column 0 of the suffix pass."""
+    """Per target layer, a hook that writes each row's source state over the placeholder at
+    column `col` (0 in the suffix pass), in the first forward it sees only: later forwards are
+    generation steps, one new position each."""
     hooks = []
     for layer in sorted({t for _, t in pairs}):
         rows = torch.tensor([i for i, (_, t) in enumerate(pairs) if t == layer], dtype=torch.long)
         values = torch.stack([states[s] for s, t in pairs if t == layer])
+        seen: list[bool] = []
 
-        def hook(act: torch.Tensor, hook, rows=rows, values=values) -> torch.Tensor:
-            act[rows.to(act.device), 0] = values.to(act.dtype)
+        def hook(act: torch.Tensor, hook, rows=rows, values=values, seen=seen) -> torch.Tensor:
+            if not seen:
+                seen.append(True)
+                act[rows.to(act.device), col] = values.to(act.device, act.dtype)
             return act
 
         hooks.append((hook_name(model, site, layer), hook))
@@ -217,21 +222,8 @@ def _bridge_rows(
     replaced at its target layer in the prompt pass only, then Hugging Face's `generate`
     continues greedily on the key-value cache (which holds the patched keys and values)."""
     tokens = tgt.expand(len(pairs), -1)
-    hooks = []
-    for layer in sorted({t for _, t in pairs}):
-        rows = torch.tensor([i for i, (_, t) in enumerate(pairs) if t == layer], dtype=torch.long)
-        values = torch.stack([states[s] for s, t in pairs if t == layer])
-        seen = []
-
-        def hook(act: torch.Tensor, hook, rows=rows, values=values, seen=seen) -> torch.Tensor:
-            if not seen:  # the prompt pass; later steps see one new position each
-                seen.append(True)
-                act[rows.to(act.device), ph_pos] = values.to(act.device, act.dtype)
-            return act
-
-        hooks.append((hook_name(model, site, layer), hook))
     eos = model.tokenizer.eos_token_id
-    with hooked(model, hooks):
+    with hooked(model, _patch_hooks(model, site, pairs, states, col=ph_pos)):
         if max_new_tokens == 1:  # one forward: no generate loop to set up for a one-token sweep
             first = last_logits(model, tokens, torch.ones_like(tokens))
             new = first.argmax(-1, keepdim=True)

@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from interp.core.loaders import register_loader
 from interp.toy import corpus  # pure Python: `interp.toy.corpus.documents(n)` is a ready corpus
 
 if TYPE_CHECKING:
@@ -119,6 +120,10 @@ def load_toy(
         raise _fail(folder, f"the tokenizer has {len(model.tokenizer)} tokens but config.json says "
                             f"vocab_size={model.cfg.d_vocab}")
     return model
+
+
+register_loader("toy", load_toy)  # interp.load_model("toy"); interp.core never imports this package
+from interp.toy import profile as _profile  # noqa: E402, F401  (registers the built-in model's profile)
 
 
 def shipped_eval(folder: str | Path | None = None) -> ToyEval:
