@@ -12,7 +12,7 @@ PORT ?= 8501
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.interp-installed
 
-.PHONY: app test install benchmarks clean
+.PHONY: app test install benchmarks bench-peers clean
 
 install: $(STAMP)
 
@@ -37,6 +37,12 @@ test: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(PY) -m benchmarks
+
+# The peers the benchmarks compare with; two of them pin old transformers/numpy, so --no-deps.
+bench-peers: $(STAMP)
+	$(PY) -m pip install -e ".[bench]"
+	$(PY) -m pip install --no-deps "steering-vectors>=0.12" "repeng>=0.4"
+	$(PY) -c "from benchmarks.peers.sides import import_repeng; import_repeng(); import nnsight, steering_vectors, tuned_lens; print('peers import: nnsight, repeng, steering_vectors, tuned_lens')"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,7 +3,7 @@
 Each `benchmarks/bench_*.py` exposes `run(model) -> list[Row]`. `python -m benchmarks peers`
 compares interp with its peers on GPT-2-small-sized random weights (`--peers-size small` for a
 quick run on tiny ones, `--rounds N` timed rounds per side). The default run (no names) includes
-the peers group only when the peers are installed (`pip install -e ".[bench]"`), on the tiny
+the peers group only when the peers are installed (`make bench-peers`), on the tiny
 weights, so that it finishes in a few minutes on two CPU cores.
 """
 
@@ -41,7 +41,7 @@ def main() -> None:
 
         if missing():
             chosen.remove("bench_peers")
-            print(f"peers group skipped: {', '.join(missing())} not installed (pip install -e '.[bench]')")
+            print(f"peers group skipped: {', '.join(missing())} not installed (make bench-peers)")
         elif not args.peers_size:
             os.environ["INTERP_PEERS_SIZE"] = "small"  # GPT-2-small-sized: `python -m benchmarks peers`
             os.environ.setdefault("INTERP_PEERS_ROUNDS", "3")  # no targets at this size: agreement first

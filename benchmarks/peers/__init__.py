@@ -14,7 +14,7 @@ and spread):
 - peak memory to harvest one layer over 256 prompts x 64 tokens (`memory.py`): interp,
   `run_with_cache`, nnsight `.save()`.
 
-A peer that is not installed is skipped with a line saying so; `pip install -e ".[bench]"`
+A peer that is not installed is skipped with a line saying so; `make bench-peers`
 installs them. `profile.py` holds the profile that motivated our generation loop.
 """
 
@@ -61,7 +61,7 @@ def run_peers(
         raise ValueError(f"unknown size {size!r}; expected one of {sorted(SIZES)}")
     targeted = size == "gpt2"
     for peer in missing():
-        print(f"peers: {peer} is not installed; its rows are skipped (pip install -e '.[bench]')")
+        print(f"peers: {peer} is not installed; its rows are skipped (make bench-peers)")
     pair = gpt2_pair(**SIZES[size], device=device)
     print(f"peers: {size} random weights, HF and transformer-lens logits equal to {pair.gap:.1e}")
     rows: list[Row] = []

@@ -19,8 +19,8 @@ out of everything that writes to the residual stream: the embedding and every at
 output (nnsight edits the same places; steering-vectors and repeng act on whole blocks only, so
 they have no like-for-like ablation).
 
-A peer that is not installed is left out with a line saying so (`missing()`); `pip install -e
-".[bench]"` installs them.
+A peer that is not installed is left out with a line saying so (`missing()`); `make bench-peers`
+installs them.
 """
 
 from __future__ import annotations
